@@ -1,0 +1,64 @@
+# gsa-preload: build/libgsa_preload.so (the LD_PRELOAD library) and build/gsa-trace (the tool).
+#
+#   make            build both
+#   make test       CPU tests (no GPU needed; what CI runs)
+#   make gpu-test   GPU suite on a machine with an NVIDIA GPU (tests/gpu/run.sh)
+#
+# Needs: gcc (C11), the CUDA toolkit's headers (cuda.h; nvcc for the GPU suite), libunwind
+# headers, xxHash headers. Nothing from CUDA is linked: the library dlopens libcuda.so.1.
+
+CUDA_HOME ?= /usr/local/cuda
+CC ?= gcc
+BUILD := build
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -I. -I$(CUDA_HOME)/include \
+	-I/usr/include/x86_64-linux-gnu -MMD -MP
+# The library: PIC, hidden by default; only what preload/exports.map names is exported.
+LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-semantic-interposition
+LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=preload/exports.map \
+	-Wl,--no-undefined -Wl,-soname,libgsa_preload.so
+LIB_LIBS := -ldl -lpthread
+
+LIB_SRCS := $(wildcard preload/*.c) $(wildcard hooks/*.c) $(wildcard sparse/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
+
+TOOL_SRCS := $(filter-out tools/gsa_trace.c,$(wildcard tools/*.c))
+TOOL_OBJS := $(patsubst %.c,$(BUILD)/tool/%.o,$(TOOL_SRCS))
+
+.PHONY: all test gpu-test clean
+all: $(BUILD)/libgsa_preload.so $(BUILD)/gsa-trace
+
+$(BUILD)/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/libgsa_preload.so: $(LIB_OBJS) preload/exports.map
+	$(CC) $(LIB_LDFLAGS) -o $@ $(LIB_OBJS) $(LIB_LIBS)
+
+$(BUILD)/tool/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -c $< -o $@
+
+$(BUILD)/libgsa_trace_reader.a: $(TOOL_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/gsa-trace: $(BUILD)/tool/tools/gsa_trace.o $(BUILD)/libgsa_trace_reader.a
+	$(CC) -o $@ $^ -lm
+
+# CPU tests: each fragment tests/cpu/*.mk appends its binaries to CPU_TESTS and adds its rules.
+CPU_TESTS :=
+include $(wildcard tests/cpu/*.mk)
+
+test: all $(CPU_TESTS)
+	@bash tests/cpu/run.sh $(CPU_TESTS)
+
+gpu-test: all
+	@bash tests/gpu/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d)

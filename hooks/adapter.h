@@ -1,0 +1,64 @@
+/* The adapter interface: how one kernel family is recognised and how its launches are
+ * decoded into (and re-encoded from) one common description of a paged-attention call.
+ *
+ * A launch reaches an adapter as the driver sees it: the handle, the launch geometry and
+ * the kernelParams array (one pointer per parameter, each pointing at the caller's value).
+ * Families differ in how arguments are packed (flat Triton arguments, one by-value
+ * Flash_fwd_params struct, ...): the adapter owns that difference, so the dispatch below
+ * treats every family alike. */
+#ifndef GSA_HOOKS_ADAPTER_H
+#define GSA_HOOKS_ADAPTER_H
+
+#include <cuda.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "preload/kernel_table.h"
+
+/* One launch, whichever entry point it came through. */
+struct gsa_launch {
+	struct gsa_kernel *kernel;
+	unsigned grid[3], block[3];
+	unsigned shared_mem;
+	CUstream stream;
+	void **params;                 /* the caller's kernelParams; never written */
+	void **extra;
+	const CUlaunchConfig *config;  /* cuLaunchKernelEx only, else NULL */
+};
+
+/* The common description of a paged-attention launch (filled by decode()). */
+struct gsa_attention {
+	CUdeviceptr query, key_cache, value_cache, output;
+	CUdeviceptr block_table;       /* int32 [num_seqs, block_table_stride] */
+	CUdeviceptr seq_lens;          /* int32 [num_seqs] */
+	CUdeviceptr query_start_loc;   /* int32 [num_seqs + 1], 0 when the family has none */
+	int64_t block_table_stride;    /* elements */
+	int32_t num_seqs;
+	int32_t block_size;            /* tokens per KV block */
+	int32_t num_kv_heads, num_q_heads, head_size;
+	int64_t kv_block_stride;       /* elements between consecutive blocks of K */
+	bool decode_only;              /* every sequence has exactly one query token */
+};
+
+/* Where a rewritten launch takes its block table and lengths from instead. */
+struct gsa_rewrite {
+	CUdeviceptr block_table;
+	CUdeviceptr seq_lens;
+	int64_t block_table_stride;
+};
+
+struct gsa_adapter {
+	const char *family;   /* e.g. "triton-unified" */
+	/* Whether this kernel (name and parameter layout, as read from the driver) is one
+	 * this adapter can decode. Called once per kernel handle, off the launch path. */
+	bool (*match)(const struct gsa_kernel *k);
+	/* Fills *a from the launch; false when this launch cannot be handled (it then runs
+	 * unmodified). Must not write the caller's parameters. */
+	bool (*decode)(const struct gsa_launch *l, struct gsa_attention *a);
+	/* Builds the rewritten parameter array in storage (the adapter's own memory for this
+	 * thread) and returns it; NULL on failure (the launch then runs unmodified). */
+	void **(*encode)(const struct gsa_launch *l, const struct gsa_rewrite *rw, void *storage,
+			 unsigned storage_size);
+};
+
+#endif
