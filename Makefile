@@ -4,16 +4,17 @@
 #   make test       CPU tests (no GPU needed; what CI runs)
 #   make gpu-test   GPU suite on a machine with an NVIDIA GPU (tests/gpu/run.sh)
 #
-# Needs: gcc (C11), the CUDA toolkit's headers (cuda.h; nvcc for the GPU suite), libunwind
-# headers, xxHash headers. Nothing from CUDA is linked: the library dlopens libcuda.so.1.
+# Needs: gcc (C11), the CUDA headers (cuda.h, cuda_runtime_api.h; CUDA_INC points at them;
+# nvcc for the GPU suite) and xxHash's header. Nothing from CUDA is linked: the library
+# dlopens libcuda.so.1 when the process uses CUDA, and libunwind.so.8 for call sites.
 
 CUDA_HOME ?= /usr/local/cuda
+CUDA_INC ?= $(CUDA_HOME)/include
 CC ?= gcc
 BUILD := build
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -I. -I$(CUDA_HOME)/include \
-	-I/usr/include/x86_64-linux-gnu -MMD -MP
+CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -I. -I$(CUDA_INC) -MMD -MP
 # The library: PIC, hidden by default; only what preload/exports.map names is exported.
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-semantic-interposition

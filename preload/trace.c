@@ -23,6 +23,7 @@
 #include "preload/trace_format.h"
 
 #define RING_SIZE (256u * 1024u) /* per thread that emits records; a power of two */
+#define MAX_RING_RECORD (16u * 1024u) /* well under the file buffer (see drain_rings) */
 #define FLUSH_INTERVAL_MS 100
 #define COUNTS_EVERY 10 /* flush cycles between counter snapshots (about a second) */
 
@@ -102,10 +103,14 @@ static void file_put(const void *p, size_t n)
 	}
 }
 
+/* One whole record; the buffer is written out first if the record would not fit, so writes
+ * end at record boundaries (a record larger than the buffer is the only exception). */
 static void file_record(uint16_t type, const struct gsa_enc *e)
 {
 	if (e->failed)
 		return;
+	if (flen + GSA_TRACE_RECORD_HEADER_SIZE + e->n > sizeof fbuf)
+		file_flush();
 	uint8_t h[GSA_TRACE_RECORD_HEADER_SIZE] = {0};
 	memcpy(h, &type, 2);
 	memcpy(h + 4, &e->n, 4);
@@ -240,6 +245,7 @@ static void write_devices(void)
 	}
 }
 
+/* At most GSA_MAX_KERNELS entries of 12 bytes: always under GSA_TRACE_MAX_PAYLOAD. */
 static void write_counts(void)
 {
 	uint32_t n = gsa_kernel_count();
@@ -266,7 +272,17 @@ static void write_counts(void)
 	free(buf);
 }
 
-/* Moves every ring's complete records into the file. */
+static void ring_get_bytes(const struct ring *r, uint64_t at, void *dst, uint32_t n)
+{
+	uint32_t off = (uint32_t)(at & (RING_SIZE - 1));
+	uint32_t first = RING_SIZE - off < n ? RING_SIZE - off : n;
+	memcpy(dst, r->buf + off, first);
+	memcpy((uint8_t *)dst + first, r->buf, n - first);
+}
+
+/* Moves every ring's complete records into the file, a record at a time, so that the file
+ * buffer is only ever written out at record boundaries: a process killed at any moment
+ * leaves a trace whose records are all whole. */
 static void drain_rings(void)
 {
 	pthread_mutex_lock(&rings_lock);
@@ -274,12 +290,17 @@ static void drain_rings(void)
 		uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 		uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 		while (tail < head) {
-			uint32_t off = (uint32_t)(tail & (RING_SIZE - 1));
-			uint32_t n = (uint32_t)(head - tail);
-			if (n > RING_SIZE - off)
-				n = RING_SIZE - off;
-			file_put(r->buf + off, n);
-			tail += n;
+			uint8_t h[GSA_TRACE_RECORD_HEADER_SIZE];
+			uint32_t len;
+			ring_get_bytes(r, tail, h, sizeof h);
+			memcpy(&len, h + 4, 4);
+			uint32_t total = GSA_TRACE_RECORD_HEADER_SIZE + len;
+			if (flen + total > sizeof fbuf)
+				file_flush();
+			/* Records in rings are far smaller than the file buffer. */
+			ring_get_bytes(r, tail, fbuf + flen, total);
+			flen += total;
+			tail += total;
 		}
 		atomic_store_explicit(&r->tail, tail, memory_order_release);
 	}
@@ -443,7 +464,7 @@ static void ring_put(struct ring *r, uint64_t at, const void *p, uint32_t n)
 
 void gsa_trace_emit(uint16_t type, const void *payload, uint32_t len)
 {
-	if (!gsa_tracing)
+	if (!gsa_tracing || len > MAX_RING_RECORD)
 		return;
 	struct ring *r = ring_get();
 	if (!r)

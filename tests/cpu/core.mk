@@ -1,0 +1,15 @@
+# Unit tests of the library's parts, each linked with only the sources it tests.
+CPU_TESTS += $(BUILD)/test/test_config $(BUILD)/test/test_alloc_registry \
+	$(BUILD)/test/test_hooks_registry
+
+$(BUILD)/test/test_config: tests/cpu/test_config.c preload/config.c preload/config.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ tests/cpu/test_config.c preload/config.c -lm
+
+$(BUILD)/test/test_alloc_registry: tests/cpu/test_alloc_registry.c preload/alloc_registry.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
+
+$(BUILD)/test/test_hooks_registry: tests/cpu/test_hooks_registry.c hooks/registry.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^
