@@ -12,6 +12,7 @@ CUDA_HOME ?= /usr/local/cuda
 CUDA_INC ?= $(CUDA_HOME)/include
 CC ?= gcc
 BUILD := build
+.DEFAULT_GOAL := all
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_COMMON := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -I. -I$(CUDA_INC) -MMD -MP
@@ -23,7 +24,28 @@ LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=preload/expor
 LIB_LIBS := -ldl -lpthread
 
 LIB_SRCS := $(wildcard preload/*.c) $(wildcard hooks/*.c) $(wildcard sparse/*.c)
-LIB_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/lib/sparse/fatbin.o
+
+# The selection kernels, compiled into a fatbin (SASS for Ampere and Hopper, PTX for newer
+# GPUs) and embedded in the library. Without nvcc the library builds without them and every
+# attention launch runs dense (it says so once).
+NVCC ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
+HAVE_NVCC := $(shell [ -x "$(NVCC)" ] && echo 1)
+NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+FATBIN := $(BUILD)/sparse/gsa_kernels.fatbin
+ifeq ($(HAVE_NVCC),1)
+FATBIN_DEP := $(FATBIN)
+FATBIN_DEF := -DGSA_FATBIN='"$(FATBIN)"'
+endif
+
+$(FATBIN): sparse/gsa_kernels.cu sparse/select_args.h preload/config.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O3 -I. -I$(CUDA_INC) -fatbin $(NVCC_ARCH) $< -o $@
+
+$(BUILD)/lib/sparse/fatbin.o: sparse/fatbin.S $(FATBIN_DEP)
+	@mkdir -p $(dir $@)
+	$(CC) -c $(FATBIN_DEF) $< -o $@
 
 TOOL_SRCS := $(filter-out tools/gsa_trace.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(patsubst %.c,$(BUILD)/tool/%.o,$(TOOL_SRCS))

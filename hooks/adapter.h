@@ -24,7 +24,13 @@ struct gsa_launch {
 	void **params;                 /* the caller's kernelParams; never written */
 	void **extra;
 	const CUlaunchConfig *config;  /* cuLaunchKernelEx only, else NULL */
+	/* The real entry point this launch goes through (exactly the variant the caller
+	 * resolved), so that work the library adds runs with the same stream semantics. */
+	void *real;
+	uint8_t api;                   /* enum gsa_launch_api */
 };
+
+enum gsa_launch_api { GSA_API_LAUNCH = 0, GSA_API_LAUNCH_EX = 1, GSA_API_LAUNCH_COOP = 2 };
 
 /* The common description of a paged-attention launch (filled by decode()). */
 struct gsa_attention {
@@ -35,8 +41,10 @@ struct gsa_attention {
 	int64_t block_table_stride;    /* elements */
 	int32_t num_seqs;
 	int32_t block_size;            /* tokens per KV block */
-	int32_t num_kv_heads, num_q_heads, head_size;
+	int32_t num_kv_heads, head_size;
+	int32_t num_q_heads;           /* 0 when this launch does not reveal it */
 	int64_t kv_block_stride;       /* elements between consecutive blocks of K */
+	int64_t q_stride_token, q_stride_head; /* elements */
 	bool decode_only;              /* every sequence has exactly one query token */
 };
 
@@ -50,8 +58,9 @@ struct gsa_rewrite {
 struct gsa_adapter {
 	const char *family;   /* e.g. "triton-unified" */
 	/* Whether this kernel (name and parameter layout, as read from the driver) is one
-	 * this adapter can decode. Called once per kernel handle, off the launch path. */
-	bool (*match)(const struct gsa_kernel *k);
+	 * this adapter can decode; may keep what it learned in k->adapter_state. Called once
+	 * per kernel handle, off the launch path. */
+	bool (*match)(struct gsa_kernel *k);
 	/* Fills *a from the launch; false when this launch cannot be handled (it then runs
 	 * unmodified). Must not write the caller's parameters. */
 	bool (*decode)(const struct gsa_launch *l, struct gsa_attention *a);
@@ -59,6 +68,10 @@ struct gsa_adapter {
 	 * thread) and returns it; NULL on failure (the launch then runs unmodified). */
 	void **(*encode)(const struct gsa_launch *l, const struct gsa_rewrite *rw, void *storage,
 			 unsigned storage_size);
+	/* A kernel that only follows an attention launch (e.g. a reduction reading the same
+	 * sequence lengths): it takes the preceding launch's rewrite, if that one was
+	 * rewritten, instead of selecting. */
+	bool follows;
 };
 
 #endif

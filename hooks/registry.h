@@ -5,7 +5,7 @@
 #include "hooks/adapter.h"
 
 /* The first adapter whose match() accepts k, or NULL. Off the launch path. */
-const struct gsa_adapter *gsa_hooks_match(const struct gsa_kernel *k);
+const struct gsa_adapter *gsa_hooks_match(struct gsa_kernel *k);
 
 /* A launch of a kernel that an adapter matched. Returns the parameter array to launch with:
  * l->params itself (run unmodified) or a rewritten array. Never fails: any failure inside

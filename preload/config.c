@@ -28,6 +28,8 @@ const struct gsa_config_var gsa_config_vars[] = {
 	 "largest per-sequence budget in blocks"},
 	{"GSA_MIN_TOKENS", "2048", "an integer in [0, 16777216]",
 	 "sequences shorter than this stay dense"},
+	{"GSA_KV_DTYPE", "bf16", "bf16 or fp16",
+	 "element type of the KV cache and queries (the launch does not say; fp8 caches run dense)"},
 };
 const size_t gsa_config_var_count = sizeof gsa_config_vars / sizeof gsa_config_vars[0];
 
@@ -111,6 +113,8 @@ static int index_of(const char *s, const char *const *names, int n)
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 static const char *const policy_names[] = {"mean", "quest"};
+/* In the order of enum gsa_kv_dtype. */
+static const char *const dtype_names[] = {"bf16", "fp16"};
 
 size_t gsa_config_parse(struct gsa_config *c, const char *(*get)(const char *name),
 			struct gsa_config_errors *errs)
@@ -167,6 +171,13 @@ size_t gsa_config_parse(struct gsa_config *c, const char *(*get)(const char *nam
 	}
 	if ((s = get("GSA_MIN_TOKENS")) && !parse_long(s, 0, 1L << 24, &c->min_tokens))
 		reject(errs, "GSA_MIN_TOKENS", s);
+	if ((s = get("GSA_KV_DTYPE"))) {
+		int i = index_of(s, dtype_names, 2);
+		if (i >= 0)
+			c->kv_dtype = i;
+		else
+			reject(errs, "GSA_KV_DTYPE", s);
+	}
 	return errs->count;
 }
 
@@ -193,4 +204,5 @@ void gsa_config_describe(const struct gsa_config *c,
 	emit(ctx, "GSA_MAX_BLOCKS", buf);
 	snprintf(buf, sizeof buf, "%ld", c->min_tokens);
 	emit(ctx, "GSA_MIN_TOKENS", buf);
+	emit(ctx, "GSA_KV_DTYPE", dtype_names[c->kv_dtype]);
 }

@@ -20,6 +20,7 @@ struct gsa_config {
 	long min_blocks;       /* GSA_MIN_BLOCKS: lower clamp of the per-sequence budget */
 	long max_blocks;       /* GSA_MAX_BLOCKS: upper clamp; 0 = none */
 	long min_tokens;       /* GSA_MIN_TOKENS: shorter sequences stay dense */
+	int kv_dtype;          /* GSA_KV_DTYPE: enum gsa_kv_dtype (sparse/select_args.h) */
 };
 
 /* One accepted variable: its name, default, range text (for messages and the README). */

@@ -22,7 +22,7 @@ typedef CUresult (*launch_coop_fn)(CUfunction, unsigned, unsigned, unsigned, uns
  * parameter array to launch with. */
 static inline void **observe(CUfunction f, void **params, void **extra, const unsigned *grid,
 			     const unsigned *block, unsigned shmem, CUstream stream,
-			     const CUlaunchConfig *config)
+			     const CUlaunchConfig *config, void *real, uint8_t api)
 {
 	gsa_first_use();
 	if (__builtin_expect(!gsa_active, 0))
@@ -44,6 +44,8 @@ static inline void **observe(CUfunction f, void **params, void **extra, const un
 		.params = params,
 		.extra = extra,
 		.config = config,
+		.real = real,
+		.api = api,
 	};
 	return gsa_hooks_dispatch(&l);
 }
@@ -55,7 +57,7 @@ static CUresult hook_launch(launch_fn real, CUfunction f, unsigned gx, unsigned 
 	if (__builtin_expect(!real, 0))
 		return CUDA_ERROR_NOT_INITIALIZED;
 	const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
-	params = observe(f, params, extra, grid, block, shmem, s, NULL);
+	params = observe(f, params, extra, grid, block, shmem, s, NULL, (void *)real, GSA_API_LAUNCH);
 	return real(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra);
 }
 
@@ -67,7 +69,8 @@ static CUresult hook_launch_ex(launch_ex_fn real, const CUlaunchConfig *c, CUfun
 	if (__builtin_expect(c != NULL, 1)) {
 		const unsigned grid[3] = {c->gridDimX, c->gridDimY, c->gridDimZ};
 		const unsigned block[3] = {c->blockDimX, c->blockDimY, c->blockDimZ};
-		params = observe(f, params, extra, grid, block, c->sharedMemBytes, c->hStream, c);
+		params = observe(f, params, extra, grid, block, c->sharedMemBytes, c->hStream, c,
+				 (void *)real, GSA_API_LAUNCH_EX);
 	}
 	return real(c, f, params, extra);
 }
@@ -79,7 +82,8 @@ static CUresult hook_launch_coop(launch_coop_fn real, CUfunction f, unsigned gx,
 	if (__builtin_expect(!real, 0))
 		return CUDA_ERROR_NOT_INITIALIZED;
 	const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
-	params = observe(f, params, NULL, grid, block, shmem, s, NULL);
+	params = observe(f, params, NULL, grid, block, shmem, s, NULL, (void *)real,
+			 GSA_API_LAUNCH_COOP);
 	return real(f, gx, gy, gz, bx, by, bz, shmem, s, params);
 }
 

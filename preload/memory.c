@@ -13,6 +13,7 @@
 #include "preload/state.h"
 #include "preload/trace.h"
 #include "preload/trace_format.h"
+#include "sparse/sparse.h"
 
 typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
 typedef CUresult (*free_fn)(CUdeviceptr);
@@ -94,12 +95,26 @@ static CUresult hook_free_async(free_async_fn real, CUdeviceptr ptr, CUstream s)
 	FREE_BODY(real(ptr, s), GSA_API_CU_MEM_ALLOC_ASYNC)
 }
 
+__thread bool gsa_info_adjusted;
+
+void gsa_memory_adjust_info(size_t *free_bytes, size_t *total_bytes)
+{
+	gsa_info_adjusted = true;
+	if (!gsa_active || !free_bytes || !total_bytes)
+		return;
+	uint64_t reserve = gsa_sparse_reserve(*total_bytes);
+	*free_bytes -= reserve < *free_bytes ? reserve : *free_bytes;
+}
+
 static CUresult hook_get_info(get_info_fn real, size_t *free_bytes, size_t *total_bytes)
 {
 	if (!real)
 		return CUDA_ERROR_NOT_INITIALIZED;
 	gsa_first_use();
-	return real(free_bytes, total_bytes);
+	CUresult r = real(free_bytes, total_bytes);
+	if (r == CUDA_SUCCESS)
+		gsa_memory_adjust_info(free_bytes, total_bytes);
+	return r;
 }
 
 #define EXPORT_AS(...) GSA_EXPORT_AS(CUresult, __VA_ARGS__)

@@ -143,7 +143,11 @@ static cudaError_t rt_get_info(rt_get_info_fn real, size_t *free_bytes, size_t *
 	if (!real)
 		return cudaErrorInitializationError;
 	gsa_first_use();
-	return real(free_bytes, total_bytes);
+	gsa_info_adjusted = false;
+	cudaError_t r = real(free_bytes, total_bytes);
+	if (r == cudaSuccess && !gsa_info_adjusted)
+		gsa_memory_adjust_info(free_bytes, total_bytes);
+	return r;
 }
 
 /* cudaGetDriverEntryPoint resolves with the runtime's own CUDA version. */

@@ -65,6 +65,10 @@ enum gsa_trace_record_type {
 	/* u64 mono_ns: written last by a clean shutdown; its absence means the process ended
 	 * abruptly (the counts are then those of the last COUNTS record) */
 	GSA_REC_END = 10,
+	/* u64 mono_ns, u32 kernel_id, i32 layer (-1 unknown), i32 num_seqs, u8 reason
+	 * (0 = rewritten to the GSA selection, else why it ran dense: sparse/buffers.h),
+	 * u8 captured, u8 reserved[2]: one per recognised attention launch (host side) */
+	GSA_REC_ATTENTION = 11,
 };
 
 enum gsa_handle_kind {

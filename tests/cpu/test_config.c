@@ -98,6 +98,9 @@ static void others(void)
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_MAX_BLOCKS", "8"), 0);
 	CHECK_EQ_U64(c.max_blocks, 8);
 	CHECK_EQ_U64(c.min_blocks, 8); /* an explicit cap below the default floor lowers it */
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_KV_DTYPE", "fp16"), 0);
+	CHECK_EQ_U64(c.kv_dtype, 1);
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_KV_DTYPE", "fp8"), 1);
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_MIN_TOKENS", "-5"), 1);
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_MIN_TOKENS", "99999999999999999999"), 1);
 
@@ -121,7 +124,7 @@ static void table_documents_every_variable(void)
 	/* Each variable the parser reads is in the table the README is checked against. */
 	const char *read[] = {"GSA_RATIO", "GSA_DISABLE", "GSA_TRACE", "GSA_LOG", "GSA_POLICY",
 			      "GSA_SINK_BLOCKS", "GSA_LOCAL_BLOCKS", "GSA_MIN_BLOCKS",
-			      "GSA_MAX_BLOCKS", "GSA_MIN_TOKENS"};
+			      "GSA_MAX_BLOCKS", "GSA_MIN_TOKENS", "GSA_KV_DTYPE"};
 	CHECK_EQ_U64(gsa_config_var_count, sizeof read / sizeof read[0]);
 	for (size_t i = 0; i < sizeof read / sizeof read[0]; i++) {
 		int found = 0;

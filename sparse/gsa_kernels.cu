@@ -1,0 +1,321 @@
+// GSA block selection on the GPU, in two kernels launched on the attention launch's own
+// stream (so it is captured into CUDA graphs with the attention it serves):
+//
+//   gsa_score:  grid (ceil(bt_stride / CHUNK), num_seqs). Each CTA takes a chunk of one
+//               sequence's logical blocks. For every full middle block it checks the block's
+//               stored representation against a fingerprint of the block's current keys and
+//               recomputes it when they differ (a new block, or a freed block reused by
+//               another sequence), then scores it against the GQA-group mean query.
+//   gsa_select: grid (num_seqs). Radix-selects the best middle blocks of a sequence (ties to
+//               the lower index), and writes the shadow block-table row (kept blocks in their
+//               original order: sinks, selected, local window) and the shadow length.
+//
+// Sequences that stay dense (too short, query length != 1, budget >= blocks) get an exact
+// copy of their row and length, so a launch mixing prefill and decode stays exact.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "preload/config.h"
+#include "sparse/select_args.h"
+
+namespace {
+
+struct SeqPlan {
+	int32_t len, n, keep;  // tokens, logical blocks, blocks kept (n when dense)
+	bool sparse;
+};
+
+__device__ SeqPlan plan_sequence(const gsa_select_args &a, int s)
+{
+	SeqPlan p;
+	p.len = a.seq_lens[s];
+	if (p.len < 0)
+		p.len = 0;
+	p.n = (p.len + a.block_size - 1) / a.block_size;
+	p.keep = p.n;
+	p.sparse = false;
+	int qlen = a.query_start ? a.query_start[s + 1] - a.query_start[s] : 1;
+	if (qlen != 1 || p.len < a.min_tokens || p.n > a.bt_stride)
+		return p;
+	long keep = (long)ceil(a.ratio * (double)p.n);
+	if (keep < a.min_blocks)
+		keep = a.min_blocks;
+	if (a.max_blocks > 0 && keep > a.max_blocks)
+		keep = a.max_blocks;
+	if (keep < a.sink_blocks + a.local_blocks)
+		keep = a.sink_blocks + a.local_blocks;
+	if (keep >= p.n)
+		return p;
+	p.keep = (int32_t)keep;
+	p.sparse = true;
+	return p;
+}
+
+__device__ __forceinline__ float to_f32(uint16_t v, int dtype)
+{
+	if (dtype == GSA_KV_FP16)
+		return __half2float(__ushort_as_half(v));
+	return __bfloat162float(__ushort_as_bfloat16(v));
+}
+
+__device__ __forceinline__ uint16_t from_f32(float f, int dtype)
+{
+	if (dtype == GSA_KV_FP16)
+		return __half_as_ushort(__float2half_rn(f));
+	return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+	h *= 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 31);
+}
+
+// Fingerprint of a full block's keys: the first 16 bytes of its first token and the last 16
+// bytes of its last token. A block refilled with other content differs in its last token
+// (keys depend on every earlier token); identical content keeps a valid representation.
+__device__ uint64_t block_fingerprint(const gsa_select_args &a, int64_t phys)
+{
+	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
+	int64_t row = (int64_t)a.num_kv_heads * a.head_size;
+	const uint4 first = *(const uint4 *)k;
+	const uint4 last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + row - 8);
+	uint64_t h = 0x243F6A8885A308D3ull;
+	h = mix64(h, ((uint64_t)first.y << 32) | first.x);
+	h = mix64(h, ((uint64_t)first.w << 32) | first.z);
+	h = mix64(h, ((uint64_t)last.y << 32) | last.x);
+	h = mix64(h, ((uint64_t)last.w << 32) | last.z);
+	return h ? h : 1;
+}
+
+// One warp recomputes one block's representation: mean (or min and max) over its tokens of
+// every (head, channel), eight channels per lane per step.
+__device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
+{
+	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
+	int row = a.num_kv_heads * a.head_size;
+	uint16_t *out = a.repr + phys * (int64_t)row * (a.policy == GSA_POLICY_QUEST ? 2 : 1);
+	for (int c = lane * 8; c < row; c += 32 * 8) {
+		float acc[8], lo[8], hi[8];
+		for (int i = 0; i < 8; i++)
+			acc[i] = 0.f, lo[i] = 3.0e38f, hi[i] = -3.0e38f;
+		for (int t = 0; t < a.block_size; t++) {
+			uint4 v = *(const uint4 *)(k + (int64_t)t * a.k_stride_token + c);
+			const uint16_t *e = (const uint16_t *)&v;
+			for (int i = 0; i < 8; i++) {
+				float f = to_f32(e[i], a.dtype);
+				acc[i] += f;
+				lo[i] = fminf(lo[i], f);
+				hi[i] = fmaxf(hi[i], f);
+			}
+		}
+		uint16_t r[8], r2[8];
+		if (a.policy == GSA_POLICY_QUEST) {
+			for (int i = 0; i < 8; i++)
+				r[i] = from_f32(lo[i], a.dtype), r2[i] = from_f32(hi[i], a.dtype);
+			*(uint4 *)(out + c) = *(const uint4 *)r;
+			*(uint4 *)(out + row + c) = *(const uint4 *)r2;
+		} else {
+			float inv = 1.f / (float)a.block_size;
+			for (int i = 0; i < 8; i++)
+				r[i] = from_f32(acc[i] * inv, a.dtype);
+			*(uint4 *)(out + c) = *(const uint4 *)r;
+		}
+	}
+}
+
+__device__ float score_block(const gsa_select_args &a, int64_t phys, const float *qbar, int lane)
+{
+	int row = a.num_kv_heads * a.head_size;
+	const uint16_t *r = a.repr + phys * (int64_t)row * (a.policy == GSA_POLICY_QUEST ? 2 : 1);
+	float s = 0.f;
+	for (int c = lane * 8; c < row; c += 32 * 8) {
+		uint4 v = *(const uint4 *)(r + c);
+		const uint16_t *e = (const uint16_t *)&v;
+		if (a.policy == GSA_POLICY_QUEST) {
+			uint4 v2 = *(const uint4 *)(r + row + c);
+			const uint16_t *e2 = (const uint16_t *)&v2;
+			for (int i = 0; i < 8; i++) {
+				float q = qbar[c + i];
+				s += fmaxf(q * to_f32(e[i], a.dtype), q * to_f32(e2[i], a.dtype));
+			}
+		} else {
+			for (int i = 0; i < 8; i++)
+				s += qbar[c + i] * to_f32(e[i], a.dtype);
+		}
+	}
+	for (int o = 16; o > 0; o >>= 1)
+		s += __shfl_xor_sync(0xffffffffu, s, o);
+	return s;
+}
+
+// Order-preserving map of a float to an unsigned key (larger float, larger key).
+__device__ __forceinline__ uint32_t float_key(float f)
+{
+	uint32_t b = __float_as_uint(f);
+	return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
+gsa_score(const gsa_select_args a)
+{
+	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
+	const int s = blockIdx.y;
+	const SeqPlan p = plan_sequence(a, s);
+	const int first = blockIdx.x * GSA_SCORE_CHUNK;
+	const int mid_end = p.n - a.local_blocks;
+	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
+		return;
+
+	// GQA-group mean query of this sequence's single query token.
+	const int row = a.num_kv_heads * a.head_size;
+	const int group = a.num_q_heads / a.num_kv_heads;
+	const int token = a.query_start ? a.query_start[s] : s;
+	const uint16_t *q = (const uint16_t *)a.query + (int64_t)token * a.q_stride_token;
+	for (int c = threadIdx.x; c < row; c += blockDim.x) {
+		int h = c / a.head_size, d = c % a.head_size;
+		float sum = 0.f;
+		for (int j = 0; j < group; j++)
+			sum += to_f32(q[(int64_t)(h * group + j) * a.q_stride_head + d], a.dtype);
+		qbar[c] = sum / (float)group;
+	}
+	__syncthreads();
+
+	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+	const int warps = blockDim.x / 32;
+	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
+	for (int b = first + warp; b < first + GSA_SCORE_CHUNK && b < mid_end; b += warps) {
+		if (b < a.sink_blocks)
+			continue;
+		const int64_t phys = table[b];
+		float score = -3.0e38f;
+		if (phys >= 0 && phys < a.num_phys_blocks) {
+			uint64_t fp = block_fingerprint(a, phys);
+			if (a.fingerprints[phys] != fp) {
+				refresh_block(a, phys, lane);
+				__syncwarp();
+				__threadfence();  // representation visible before its fingerprint
+				if (lane == 0)
+					a.fingerprints[phys] = fp;
+				__syncwarp();
+			}
+			score = score_block(a, phys, qbar, lane);
+		}
+		if (lane == 0)
+			a.scores[(int64_t)s * a.bt_stride + b] = score;
+	}
+}
+
+namespace {
+
+// Exclusive prefix sum of one flag per thread over the CTA; returns the CTA total in *total.
+__device__ int block_exclusive_scan(bool flag, int *warp_sums, int *total)
+{
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+	unsigned ballot = __ballot_sync(0xffffffffu, flag);
+	int in_warp = __popc(ballot & ((1u << lane) - 1));
+	if (lane == 0)
+		warp_sums[warp] = __popc(ballot);
+	__syncthreads();
+	if (warp == 0) {
+		int v = lane < warps ? warp_sums[lane] : 0;
+		for (int o = 1; o < 32; o <<= 1) {
+			int u = __shfl_up_sync(0xffffffffu, v, o);
+			if (lane >= o)
+				v += u;
+		}
+		if (lane < warps)
+			warp_sums[lane] = v;  // inclusive
+	}
+	__syncthreads();
+	int before = warp ? warp_sums[warp - 1] : 0;
+	*total = warp_sums[warps - 1];
+	__syncthreads();
+	return before + in_warp;
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)
+gsa_select(const gsa_select_args a)
+{
+	__shared__ int hist[256];
+	__shared__ int warp_sums[32];
+	__shared__ uint32_t sh_prefix;
+	__shared__ int sh_remaining;
+
+	const int s = blockIdx.x;
+	const SeqPlan p = plan_sequence(a, s);
+	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
+	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
+	if (a.stats && threadIdx.x == 0) {
+		a.stats[2 * s] = p.keep;
+		a.stats[2 * s + 1] = p.n;
+	}
+	if (!p.sparse) {
+		for (int b = threadIdx.x; b < p.n && b < a.bt_stride; b += blockDim.x)
+			shadow[b] = table[b];
+		if (threadIdx.x == 0)
+			a.shadow_lens[s] = p.len;
+		return;
+	}
+
+	const float *scores = a.scores + (int64_t)s * a.bt_stride;
+	const int lo = a.sink_blocks, hi = p.n - a.local_blocks;  // middle candidates [lo, hi)
+	const int want = p.keep - a.sink_blocks - a.local_blocks;
+
+	// Radix select: the key of the want-th largest middle score, 8 bits per pass.
+	uint32_t prefix = 0, mask = 0;
+	int remaining = want;
+	for (int shift = 24; shift >= 0 && want > 0; shift -= 8) {
+		for (int i = threadIdx.x; i < 256; i += blockDim.x)
+			hist[i] = 0;
+		__syncthreads();
+		for (int b = lo + threadIdx.x; b < hi; b += blockDim.x) {
+			uint32_t k = float_key(scores[b]);
+			if ((k & mask) == prefix)
+				atomicAdd(&hist[(k >> shift) & 0xff], 1);
+		}
+		__syncthreads();
+		if (threadIdx.x == 0) {
+			int cum = 0, d = 255;
+			for (; d > 0; d--) {
+				if (cum + hist[d] >= remaining)
+					break;
+				cum += hist[d];
+			}
+			sh_prefix = prefix | ((uint32_t)d << shift);
+			sh_remaining = remaining - cum;
+		}
+		__syncthreads();
+		prefix = sh_prefix;
+		remaining = sh_remaining;
+		mask |= 0xffu << shift;
+		__syncthreads();
+	}
+	// Now: keys > prefix are all taken; of the keys == prefix, the first `remaining` by index.
+
+	int kept_before = 0, ties_before = 0;
+	for (int base = 0; base < p.n; base += blockDim.x) {
+		const int b = base + threadIdx.x;
+		bool in = b < p.n;
+		bool middle = in && b >= lo && b < hi;
+		uint32_t k = middle ? float_key(scores[b]) : 0;
+		bool tie = middle && want > 0 && k == prefix;
+		int tie_total;
+		int tie_rank = ties_before + block_exclusive_scan(tie, warp_sums, &tie_total);
+		bool keep = in && (!middle || (want > 0 && (k > prefix || (tie && tie_rank < remaining))));
+		int kept_total;
+		int pos = kept_before + block_exclusive_scan(keep, warp_sums, &kept_total);
+		if (keep)
+			shadow[pos] = table[b];
+		kept_before += kept_total;
+		ties_before += tie_total;
+	}
+	if (threadIdx.x == 0)
+		a.shadow_lens[s] = (p.keep - 1) * a.block_size + (p.len - (p.n - 1) * a.block_size);
+}

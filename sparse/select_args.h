@@ -1,0 +1,47 @@
+/* The arguments of the selection kernels, shared by the CUDA side (gsa_kernels.cu) and the
+ * host side (select.c). Passed by value as the kernels' single parameter. All strides are
+ * in elements; all pointers are device pointers. */
+#ifndef GSA_SELECT_ARGS_H
+#define GSA_SELECT_ARGS_H
+
+#include <stdint.h>
+
+enum gsa_kv_dtype { GSA_KV_BF16 = 0, GSA_KV_FP16 = 1 };
+
+struct gsa_select_args {
+	/* The launch's tensors (read only). */
+	const void *query;          /* [tokens, q_heads, head_size] */
+	int64_t q_stride_token, q_stride_head;
+	const void *key_cache;      /* block b, token t, head h at b*k_stride_block + t*k_stride_token + h*head_size */
+	int64_t k_stride_block, k_stride_token;
+	const int32_t *block_table; /* [num_seqs, bt_stride] */
+	int64_t bt_stride;
+	const int32_t *seq_lens;    /* [num_seqs] */
+	const int32_t *query_start; /* [num_seqs + 1], or NULL: one query token per sequence */
+	int32_t num_seqs;
+	int32_t block_size, num_kv_heads, num_q_heads, head_size;
+	int32_t dtype;              /* enum gsa_kv_dtype */
+	int32_t policy;             /* enum gsa_policy (preload/config.h) */
+
+	/* Budget (preload/config.h). */
+	double ratio;
+	int32_t sink_blocks, local_blocks, min_blocks, max_blocks, min_tokens;
+
+	/* Library-owned buffers. */
+	uint16_t *repr;             /* per physical block: policy mean: [kv_heads*head_size];
+	                               quest: min then max, 2x that */
+	uint64_t *fingerprints;     /* per physical block: content fingerprint of repr, 0 = none */
+	int64_t num_phys_blocks;
+	float *scores;              /* [num_seqs, bt_stride] scratch */
+	int32_t *shadow_table;      /* [num_seqs, bt_stride] */
+	int32_t *shadow_lens;       /* [num_seqs] */
+	/* Per sequence (kept blocks, total blocks) of this launch, or NULL. */
+	int32_t *stats;
+};
+
+/* Logical blocks scored by one CTA of the scoring kernel. */
+#define GSA_SCORE_CHUNK 64
+#define GSA_SCORE_THREADS 256
+#define GSA_SELECT_THREADS 1024
+
+#endif
