@@ -15,8 +15,8 @@ enum gsa_param_kind {
 	GSA_P_PTR,      /* a pointer that is always passed: 8 bytes */
 	GSA_P_PTR_OPT,  /* a pointer that may be None: 8 or absent */
 	GSA_P_F32,      /* a float: 4 */
-	GSA_P_I64,      /* an int annotated 64-bit: 8, or absent when specialised to 1 */
-	GSA_P_I32,      /* an int annotated 32-bit: 4, or absent when specialised to 1 */
+	GSA_P_I64,      /* an int annotated 64-bit: 8 (annotated ints are not specialised) */
+	GSA_P_I32,      /* an int annotated 32-bit: 4 */
 	GSA_P_INT,      /* an unannotated int: 4 or 8 by value, or absent when equal to 1 */
 	GSA_P_ANY_OPT,  /* a scale that may be a tensor, a float or None: 8, 4 or absent */
 };

@@ -142,6 +142,8 @@ static bool match_reduce(struct gsa_kernel *k)
 static bool field(const struct gsa_launch *l, int f, bool is_ptr, uint64_t *out)
 {
 	const struct layout *lay = l->kernel->adapter_state;
+	if (!lay)
+		return false;
 	int j = lay->field_param[f];
 	if (j == GSA_FIELD_ABSENT) {
 		*out = is_ptr ? 0 : 1;
@@ -165,7 +167,7 @@ static bool field(const struct gsa_launch *l, int f, bool is_ptr, uint64_t *out)
 static bool has_field(const struct gsa_launch *l, int f)
 {
 	const struct layout *lay = l->kernel->adapter_state;
-	return lay->field_param[f] >= 0;
+	return lay && lay->field_param[f] >= 0;
 }
 
 static bool decode_common(const struct gsa_launch *l, struct gsa_attention *a)
@@ -235,6 +237,8 @@ static void **encode_flat(const struct gsa_launch *l, const struct gsa_rewrite *
 {
 	const struct layout *lay = l->kernel->adapter_state;
 	uint32_t n = l->kernel->param_count;
+	if (!lay)
+		return NULL;
 	if (storage_size < n * sizeof(void *) + 2 * sizeof(uint64_t))
 		return NULL;
 	void **p = storage;

@@ -10,6 +10,6 @@ $(BUILD)/test/test_alloc_registry: tests/cpu/test_alloc_registry.c preload/alloc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
 
-$(BUILD)/test/test_hooks_registry: tests/cpu/test_hooks_registry.c hooks/registry.c
+$(BUILD)/test/test_hooks_registry: tests/cpu/test_hooks_registry.c $(wildcard hooks/*.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $^

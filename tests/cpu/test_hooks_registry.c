@@ -1,17 +1,50 @@
-/* The adapter registry and dispatch: matching by name and signature, decode failure and
- * success both launch with parameters the dispatch returns, caller's array untouched. */
+/* The adapter registry, the dispatch, the signature solver and the Triton adapter's matching
+ * and decoding, on parameter layouts and buffers built here. The sparse layer is replaced by
+ * test doubles that record what the dispatch asked of it. */
+#include <stdlib.h>
+
 #include "hooks/registry.h"
+#include "hooks/signature.h"
+#include "preload/log.h"
+#include "sparse/sparse.h"
 #include "tests/cpu/check.h"
 
+/* ---- test doubles for the layers the hooks call ---- */
+static int selects, follows, encode_failures, logs;
+static bool select_ok = true;
+static struct gsa_attention last_att;
+
+bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, struct gsa_rewrite *rw)
+{
+	selects++;
+	last_att = *a;
+	rw->block_table = 0xb10c;
+	rw->seq_lens = 0x1e45;
+	rw->block_table_stride = a->block_table_stride;
+	return select_ok;
+}
+bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a,
+		       struct gsa_rewrite *rw)
+{
+	follows++;
+	rw->block_table = 0;
+	rw->seq_lens = 0x1e45;
+	return true;
+}
+void gsa_sparse_encode_failed(const struct gsa_launch *l) { encode_failures++; }
+void gsa_log(int level, int code, const char *fmt, ...)
+{
+	logs++;
+}
+
+/* ---- a test adapter ---- */
 static int decodes;
 static bool decode_ok;
-
-static bool match_two_ints(const struct gsa_kernel *k)
+static bool match_two(struct gsa_kernel *k)
 {
 	return strcmp(k->name, "attn") == 0 && k->param_count == 2 && k->param_sizes[0] == 8 &&
 	       k->param_sizes[1] == 4;
 }
-
 static bool decode(const struct gsa_launch *l, struct gsa_attention *a)
 {
 	decodes++;
@@ -19,10 +52,9 @@ static bool decode(const struct gsa_launch *l, struct gsa_attention *a)
 	a->num_seqs = *(int *)l->params[1];
 	return decode_ok;
 }
+static const struct gsa_adapter test_adapter = {"test-family", match_two, decode, NULL, false};
 
-static const struct gsa_adapter test_adapter = {"test-family", match_two_ints, decode, NULL};
-
-int main(void)
+static void registry_and_dispatch(void)
 {
 	uint32_t sizes_ok[2] = {8, 4}, sizes_bad[2] = {8, 8}, offs[2] = {0, 8};
 	struct gsa_kernel k = {.name = (char *)"attn", .param_count = 2, .param_offsets = offs,
@@ -33,20 +65,155 @@ int main(void)
 	k.param_sizes = sizes_bad;
 	CHECK(gsa_hooks_match(&k) == NULL, "same name, other signature: no match");
 	k.param_sizes = sizes_ok;
-	k.name = (char *)"attn2";
-	CHECK(gsa_hooks_match(&k) == NULL, "other name: no match");
 
-	k.name = (char *)"attn";
 	k.adapter = &test_adapter;
 	void *ptr = (void *)0x1234;
 	int n = 7;
 	void *params[2] = {&ptr, &n};
 	struct gsa_launch l = {.kernel = &k, .params = params};
 	decode_ok = false;
-	CHECK(gsa_hooks_dispatch(&l) == params, "failed decode launches the caller's parameters");
+	CHECK(gsa_hooks_dispatch(&l) == params, "failed decode: the caller's parameters");
+	CHECK_EQ_U64(selects, 0);
 	decode_ok = true;
-	CHECK(gsa_hooks_dispatch(&l) == params, "no selection yet: unmodified launch");
+	CHECK(gsa_hooks_dispatch(&l) == params, "no encoder: the caller's parameters");
+	CHECK_EQ_U64(selects, 1);
 	CHECK_EQ_U64(decodes, 2);
 	CHECK(params[0] == &ptr && params[1] == &n && n == 7, "caller's array untouched");
+}
+
+/* ---- the signature solver ---- */
+static void solver(void)
+{
+	enum { A, B, C, NF };
+	const struct gsa_param_tmpl t[] = {
+		{"out", GSA_P_PTR, -1},    {"opt", GSA_P_PTR_OPT, -1}, {"a", GSA_P_PTR, A},
+		{"scale", GSA_P_F32, -1},  {"stride", GSA_P_I64, B},   {"n", GSA_P_INT, C},
+	};
+	struct gsa_sig_tmpl tm = {"k", t, 6, 2};
+	int f[NF];
+	uint32_t s1[] = {8, 8, 8, 4, 8, 4};
+	CHECK(gsa_sig_solve(&tm, s1, 6, NF, f), "all present");
+	CHECK(f[A] == 2 && f[B] == 4 && f[C] == 5, "positions %d %d %d", f[A], f[B], f[C]);
+	uint32_t s2[] = {8, 8, 4, 8, 4};
+	CHECK(gsa_sig_solve(&tm, s2, 5, NF, f), "optional pointer dropped");
+	CHECK(f[A] == 1 && f[B] == 3 && f[C] == 4, "positions %d %d %d", f[A], f[B], f[C]);
+	uint32_t s3[] = {8, 8, 4, 8, 8, 8, 8};
+	CHECK(gsa_sig_solve(&tm, s3, 7, NF, f), "64-bit n, two hidden pointers");
+	CHECK(f[C] == 4, "n at 4: %d", f[C]);
+	uint32_t s3b[] = {8, 8, 4, 8};
+	CHECK(gsa_sig_solve(&tm, s3b, 4, NF, f), "n dropped");
+	CHECK(f[C] == GSA_FIELD_ABSENT, "n absent: %d", f[C]);
+	uint32_t s3c[] = {8, 8, 4, 8, 8};
+	/* "n is 8 bytes" or "n dropped, one hidden pointer": n is ambiguous. */
+	CHECK(!gsa_sig_solve(&tm, s3c, 5, NF, f), "ambiguous trailing field is refused");
+	uint32_t s4[] = {8, 8, 8, 4, 8};
+	CHECK(gsa_sig_solve(&tm, s4, 5, NF, f), "optional pointer present, n dropped");
+	CHECK(f[A] == 2 && f[C] == GSA_FIELD_ABSENT, "positions %d %d", f[A], f[C]);
+	uint32_t s5[] = {8, 4, 4};
+	CHECK(!gsa_sig_solve(&tm, s5, 3, NF, f), "impossible layout is refused");
+	uint32_t s6[] = {8, 8, 8, 4, 8, 4, 8, 8, 8};
+	CHECK(!gsa_sig_solve(&tm, s6, 9, NF, f), "more trailing parameters than allowed");
+}
+
+/* ---- the Triton adapter on a 2026 kernel_unified_attention 3D layout ---- */
+extern const struct gsa_adapter gsa_adapter_triton_unified, gsa_adapter_triton_reduce;
+
+static void triton_adapter(void)
+{
+	/* Standard decode: no sinks/alibi/qq bias/per-seq causal/mm prefix, tensor scales,
+	 * 3D (segm pointers present), no per-token scales, two hidden Triton pointers. */
+	uint32_t sizes[] = {8, 8, 8, 8, /* out q k v */ 8, 8, /* table lens */
+			    4, 8, 8, 8, 4, 4, /* scale, q/k/v scale tensors, out_scale, softcap */
+			    8, 8, 8, 8, 8, 8, /* bt stride, q strides, out strides, qq stride */
+			    8, /* rswa (= seq lens) */ 8, 8, 8, 8, 8, 8, /* kv strides */
+			    8, 4, /* query start, num_seqs */ 8, 8, 8, /* segm */ 8, 8 /* hidden */};
+	uint32_t n = sizeof sizes / sizeof sizes[0];
+	struct gsa_kernel k = {.name = (char *)"kernel_unified_attention", .param_count = n,
+			       .param_sizes = sizes};
+	CHECK(gsa_adapter_triton_unified.match(&k), "2026 kernel matched");
+	k.adapter = &gsa_adapter_triton_unified;
+
+	uint64_t vals[40];
+	void *params[40];
+	for (uint32_t i = 0; i < n; i++) {
+		vals[i] = 0xdead0000 + i;
+		params[i] = &vals[i];
+	}
+	const int64_t B = 16, H = 8, D = 128;
+	vals[1] = 0x7000000;             /* query */
+	vals[2] = 0x100000000;           /* key cache */
+	vals[3] = 0x100000000 + 2 * B * H * D; /* value = key + half a block, in elements */
+	vals[4] = 0xb7;                  /* block table */
+	vals[5] = 0x5e;                  /* seq lens */
+	vals[12] = 512;                  /* block table stride */
+	vals[13] = 32 * D + 16 * D;      /* query stride 0 (q is a view of qkv) */
+	vals[14] = D;                    /* query stride 1 */
+	vals[15] = 32 * D;               /* output stride 0 */
+	vals[16] = D;                    /* output stride 1 */
+	vals[19] = 2 * B * H * D;        /* k stride 0: K and V interleaved per block */
+	vals[20] = H * D;
+	vals[21] = D;
+	vals[25] = 0x95;                 /* query start */
+	int32_t num_seqs = 8;
+	params[26] = &num_seqs;
+	struct gsa_launch l = {.kernel = &k, .params = params};
+	selects = 0;
+	void **p = gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(selects, 1);
+	CHECK_EQ_U64(last_att.query, 0x7000000);
+	CHECK_EQ_U64(last_att.key_cache, 0x100000000);
+	CHECK_EQ_U64(last_att.block_table, 0xb7);
+	CHECK_EQ_U64(last_att.seq_lens, 0x5e);
+	CHECK_EQ_U64(last_att.query_start_loc, 0x95);
+	CHECK_EQ_U64(last_att.num_seqs, 8);
+	CHECK_EQ_U64(last_att.block_table_stride, 512);
+	CHECK_EQ_U64(last_att.block_size, B);
+	CHECK_EQ_U64(last_att.num_kv_heads, H);
+	CHECK_EQ_U64(last_att.head_size, D);
+	CHECK_EQ_U64(last_att.num_q_heads, 32);
+	CHECK_EQ_U64(last_att.q_stride_token, 48 * D);
+	CHECK(p != params, "rewritten parameter array");
+	int changed = 0;
+	for (uint32_t i = 0; i < n; i++)
+		changed += p[i] != params[i];
+	CHECK_EQ_U64(changed, 2);
+	CHECK_EQ_U64(*(uint64_t *)p[4], 0xb10c);
+	CHECK_EQ_U64(*(uint64_t *)p[5], 0x1e45);
+	CHECK(vals[4] == 0xb7 && vals[5] == 0x5e && params[4] == &vals[4], "caller untouched");
+
+	/* An fp8 cache (1-byte elements) fails the layout test: dense, no selection. */
+	vals[3] = 0x100000000 + B * H * D;
+	selects = 0;
+	CHECK(gsa_hooks_dispatch(&l) == params, "fp8 layout runs dense");
+	CHECK_EQ_U64(selects, 0);
+
+	/* The same name with a layout the template cannot produce: not matched, one warning. */
+	uint32_t odd[] = {8, 4, 4, 4};
+	struct gsa_kernel k2 = {.name = (char *)"kernel_unified_attention", .param_count = 4,
+				.param_sizes = odd};
+	int before = logs;
+	CHECK(!gsa_adapter_triton_unified.match(&k2), "unknown layout not matched");
+	CHECK_EQ_U64(logs - before, 1);
+
+	/* reduce_segments (2026) follows: only its lengths are rewritten. */
+	uint32_t rs[] = {8, 8, 8, 8, 8, 4, 4, 8, 8, 8, 8, 8, 8};
+	struct gsa_kernel kr = {.name = (char *)"reduce_segments", .param_count = 13,
+				.param_sizes = rs};
+	CHECK(gsa_adapter_triton_reduce.match(&kr), "reduce matched");
+	kr.adapter = &gsa_adapter_triton_reduce;
+	struct gsa_launch lr = {.kernel = &kr, .params = params};
+	vals[4] = 0x5e; /* seq lens at index 4 here */
+	params[5] = &num_seqs;
+	follows = 0;
+	void **pr = gsa_hooks_dispatch(&lr);
+	CHECK_EQ_U64(follows, 1);
+	CHECK_EQ_U64(*(uint64_t *)pr[4], 0x1e45);
+}
+
+int main(void)
+{
+	registry_and_dispatch();
+	solver();
+	triton_adapter();
 	return check_report("test_hooks_registry");
 }
