@@ -23,7 +23,9 @@ LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=preload/expor
 	-Wl,--no-undefined -Wl,-soname,libgsa_preload.so
 LIB_LIBS := -ldl -lpthread
 
-LIB_SRCS := $(wildcard preload/*.c) $(wildcard hooks/*.c) $(wildcard sparse/*.c)
+# sparse/select_ref.c is the host reference of the selection, for tests only.
+LIB_SRCS := $(wildcard preload/*.c) $(wildcard hooks/*.c) \
+	$(filter-out sparse/select_ref.c,$(wildcard sparse/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) $(BUILD)/lib/sparse/fatbin.o
 
 # The selection kernels, compiled into a fatbin (SASS for Ampere and Hopper, PTX for newer
@@ -51,7 +53,12 @@ TOOL_SRCS := $(filter-out tools/gsa_trace.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(patsubst %.c,$(BUILD)/tool/%.o,$(TOOL_SRCS))
 
 .PHONY: all test gpu-test clean
-all: $(BUILD)/libgsa_preload.so $(BUILD)/gsa-trace
+all: $(BUILD)/libgsa_preload.so $(BUILD)/gsa-trace $(BUILD)/libgsa_select_ref.so
+
+# The selection reference as a shared library, for the GPU suite to compare against.
+$(BUILD)/libgsa_select_ref.so: sparse/select_ref.c sparse/select_ref.h sparse/budget.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -fPIC -shared -o $@ sparse/select_ref.c -lm
 
 $(BUILD)/lib/%.o: %.c
 	@mkdir -p $(dir $@)

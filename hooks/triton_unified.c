@@ -16,7 +16,11 @@
 enum field {
 	F_QUERY, F_KEY, F_VALUE, F_BLOCK_TABLE, F_SEQ_LENS, F_QUERY_START, F_NUM_SEQS,
 	F_BT_STRIDE, F_Q_STRIDE0, F_Q_STRIDE1, F_OUT_STRIDE0, F_OUT_STRIDE1,
-	F_K_STRIDE0, F_K_STRIDE1, F_K_STRIDE2, F_COUNT
+	F_K_STRIDE0, F_K_STRIDE1, F_K_STRIDE2,
+	/* Present (non-null) only for position-dependent attention that a compacted table
+	 * would change: ALiBi, query-query bias, multimodal prefix ranges, per-sequence
+	 * causality. Such launches run dense. */
+	F_ALIBI, F_QQ_BIAS, F_MM_PREFIX, F_PER_SEQ_CAUSAL, F_COUNT
 };
 
 #define P(name, kind, field) {name, GSA_P_##kind, field}
@@ -31,7 +35,7 @@ enum field {
 static const struct gsa_param_tmpl v2025_2d[] = {
 	P("output_ptr", PTR, -1), P("query_ptr", PTR, F_QUERY), P("key_cache_ptr", PTR, F_KEY),
 	P("value_cache_ptr", PTR, F_VALUE), P("sink_ptr", PTR_OPT, -1), TABLE_AND_LENS,
-	P("alibi_slopes_ptr", PTR_OPT, -1), P("qq_bias_ptr", PTR_OPT, -1), P("scale", F32, -1),
+	P("alibi_slopes_ptr", PTR_OPT, F_ALIBI), P("qq_bias_ptr", PTR_OPT, F_QQ_BIAS), P("scale", F32, -1),
 	P("k_scale", ANY_OPT, -1), P("v_scale", ANY_OPT, -1), P("softcap", F32, -1),
 	P("block_table_stride", I64, F_BT_STRIDE), P("query_stride_0", I64, F_Q_STRIDE0),
 	P("query_stride_1", I64, F_Q_STRIDE1), P("output_stride_0", I64, F_OUT_STRIDE0),
@@ -43,7 +47,7 @@ static const struct gsa_param_tmpl v2025_3d[] = {
 	P("segm_output_ptr", PTR, -1), P("segm_max_ptr", PTR, -1), P("segm_expsum_ptr", PTR, -1),
 	P("query_ptr", PTR, F_QUERY), P("key_cache_ptr", PTR, F_KEY),
 	P("value_cache_ptr", PTR, F_VALUE), P("sink_ptr", PTR_OPT, -1), TABLE_AND_LENS,
-	P("alibi_slopes_ptr", PTR_OPT, -1), P("qq_bias_ptr", PTR_OPT, -1), P("scale", F32, -1),
+	P("alibi_slopes_ptr", PTR_OPT, F_ALIBI), P("qq_bias_ptr", PTR_OPT, F_QQ_BIAS), P("scale", F32, -1),
 	P("k_scale", ANY_OPT, -1), P("v_scale", ANY_OPT, -1), P("softcap", F32, -1),
 	P("block_table_stride", I64, F_BT_STRIDE), P("query_stride_0", I64, F_Q_STRIDE0),
 	P("query_stride_1", I64, F_Q_STRIDE1), P("qq_bias_stride_0", I64, -1), KV_STRIDES,
@@ -61,14 +65,15 @@ static const struct gsa_param_tmpl v2025_reduce[] = {
 static const struct gsa_param_tmpl v2026[] = {
 	P("output_ptr", PTR, -1), P("query_ptr", PTR, F_QUERY), P("key_cache_ptr", PTR, F_KEY),
 	P("value_cache_ptr", PTR, F_VALUE), P("sink_ptr", PTR_OPT, -1), TABLE_AND_LENS,
-	P("alibi_slopes_ptr", PTR_OPT, -1), P("qq_bias_ptr", PTR_OPT, -1), P("scale", F32, -1),
+	P("alibi_slopes_ptr", PTR_OPT, F_ALIBI), P("qq_bias_ptr", PTR_OPT, F_QQ_BIAS), P("scale", F32, -1),
 	P("q_scale", ANY_OPT, -1), P("k_scale", ANY_OPT, -1), P("v_scale", ANY_OPT, -1),
 	P("out_scale", F32, -1), P("softcap", F32, -1),
 	P("block_table_stride", I64, F_BT_STRIDE), P("query_stride_0", I64, F_Q_STRIDE0),
 	P("query_stride_1", I64, F_Q_STRIDE1), P("output_stride_0", I64, F_OUT_STRIDE0),
 	P("output_stride_1", I64, F_OUT_STRIDE1), P("qq_bias_stride_0", I64, -1),
-	P("per_seq_causal_ptr", PTR_OPT, -1), P("mm_prefix_range_ptr", PTR_OPT, -1),
-	P("rswa_prefix_lens_ptr", PTR_OPT, -1), KV_STRIDES,
+	P("per_seq_causal_ptr", PTR_OPT, F_PER_SEQ_CAUSAL),
+	P("mm_prefix_range_ptr", PTR_OPT, F_MM_PREFIX),
+	P("rswa_prefix_lens_ptr", PTR, -1) /* seq lens when unused */, KV_STRIDES,
 	P("query_start_len_ptr", PTR, F_QUERY_START), P("num_seqs", I32, F_NUM_SEQS),
 	P("segm_output_ptr", PTR_OPT, -1), P("segm_max_ptr", PTR_OPT, -1),
 	P("segm_expsum_ptr", PTR_OPT, -1), P("k_scale_cache_ptr", PTR_OPT, -1),
@@ -209,6 +214,16 @@ static bool decode_attention(const struct gsa_launch *l, struct gsa_attention *a
 		return false;
 	if (!q || !kc || !vc || !bt || !ks1 || !ks2 || ks1 % ks2 || !bts)
 		return false;
+	static const int positional[] = {F_ALIBI, F_QQ_BIAS, F_MM_PREFIX, F_PER_SEQ_CAUSAL};
+	for (size_t i = 0; i < sizeof positional / sizeof positional[0]; i++) {
+		uint64_t p;
+		if (field(l, positional[i], true, &p) && p) {
+			GSA_LOG_ONCE(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN,
+				     "%s: position-dependent attention (ALiBi, biases or prefix ranges) runs dense",
+				     l->kernel->name);
+			return false;
+		}
+	}
 	/* vLLM's cache is (blocks, 2, block_size, kv_heads, head) split into K and V views:
 	 * V starts half a block after K (ks0 / 2 elements of 2 bytes), and a block spans both.
 	 * 16-bit elements only: an fp8 cache fails this test and runs dense. */

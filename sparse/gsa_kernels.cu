@@ -17,39 +17,16 @@
 #include <stdint.h>
 
 #include "preload/config.h"
+#include "sparse/budget.h"
 #include "sparse/select_args.h"
 
 namespace {
 
-struct SeqPlan {
-	int32_t len, n, keep;  // tokens, logical blocks, blocks kept (n when dense)
-	bool sparse;
-};
-
-__device__ SeqPlan plan_sequence(const gsa_select_args &a, int s)
+__device__ gsa_budget plan_sequence(const gsa_select_args &a, int s)
 {
-	SeqPlan p;
-	p.len = a.seq_lens[s];
-	if (p.len < 0)
-		p.len = 0;
-	p.n = (p.len + a.block_size - 1) / a.block_size;
-	p.keep = p.n;
-	p.sparse = false;
 	int qlen = a.query_start ? a.query_start[s + 1] - a.query_start[s] : 1;
-	if (qlen != 1 || p.len < a.min_tokens || p.n > a.bt_stride)
-		return p;
-	long keep = (long)ceil(a.ratio * (double)p.n);
-	if (keep < a.min_blocks)
-		keep = a.min_blocks;
-	if (a.max_blocks > 0 && keep > a.max_blocks)
-		keep = a.max_blocks;
-	if (keep < a.sink_blocks + a.local_blocks)
-		keep = a.sink_blocks + a.local_blocks;
-	if (keep >= p.n)
-		return p;
-	p.keep = (int32_t)keep;
-	p.sparse = true;
-	return p;
+	return gsa_plan(a.seq_lens[s], qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,
+			a.min_blocks, a.max_blocks, a.min_tokens, a.bt_stride);
 }
 
 __device__ __forceinline__ float to_f32(uint16_t v, int dtype)
@@ -165,7 +142,7 @@ gsa_score(const gsa_select_args a)
 {
 	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
 	const int s = blockIdx.y;
-	const SeqPlan p = plan_sequence(a, s);
+	const gsa_budget p = plan_sequence(a, s);
 	const int first = blockIdx.x * GSA_SCORE_CHUNK;
 	const int mid_end = p.n - a.local_blocks;
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
@@ -249,7 +226,7 @@ gsa_select(const gsa_select_args a)
 	__shared__ int sh_remaining;
 
 	const int s = blockIdx.x;
-	const SeqPlan p = plan_sequence(a, s);
+	const gsa_budget p = plan_sequence(a, s);
 	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
 	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
 	if (a.stats && threadIdx.x == 0) {
@@ -317,5 +294,5 @@ gsa_select(const gsa_select_args a)
 		ties_before += tie_total;
 	}
 	if (threadIdx.x == 0)
-		a.shadow_lens[s] = (p.keep - 1) * a.block_size + (p.len - (p.n - 1) * a.block_size);
+		a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
 }

@@ -13,3 +13,8 @@ $(BUILD)/test/test_alloc_registry: tests/cpu/test_alloc_registry.c preload/alloc
 $(BUILD)/test/test_hooks_registry: tests/cpu/test_hooks_registry.c $(wildcard hooks/*.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $^
+
+CPU_TESTS += $(BUILD)/test/test_select_ref
+$(BUILD)/test/test_select_ref: tests/cpu/test_select_ref.c sparse/select_ref.c sparse/budget.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ tests/cpu/test_select_ref.c sparse/select_ref.c -lm
