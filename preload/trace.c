@@ -21,6 +21,7 @@
 #include "preload/state.h"
 #include "preload/trace_encode.h"
 #include "preload/trace_format.h"
+#include "sparse/stats.h"
 
 #define RING_SIZE (256u * 1024u) /* per thread that emits records; a power of two */
 #define MAX_RING_RECORD (16u * 1024u) /* well under the file buffer (see drain_rings) */
@@ -313,6 +314,7 @@ static void flush_cycle(bool counts)
 		return;
 	write_devices();
 	write_kernels();
+	gsa_stats_poll(); /* GPU selection statistics become ring records, drained next */
 	drain_rings();
 	if (counts)
 		write_counts();

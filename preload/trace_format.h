@@ -69,6 +69,10 @@ enum gsa_trace_record_type {
 	 * (0 = rewritten to the GSA selection, else why it ran dense: sparse/buffers.h),
 	 * u8 captured, u8 reserved[2]: one per recognised attention launch (host side) */
 	GSA_REC_ATTENTION = 11,
+	/* u64 mono_ns (when read), u64 launch (per-context selection counter), u32 kernel_id,
+	 * i32 layer, u32 num_seqs, u32 n, then n times {u32 kept, u32 total} (blocks of the
+	 * first n sequences): what the GPU selected, also for CUDA-graph replays */
+	GSA_REC_SELECT = 12,
 };
 
 enum gsa_handle_kind {

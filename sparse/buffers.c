@@ -213,9 +213,8 @@ struct gsa_shadow *gsa_shadow_get(const struct gsa_launch *l, const struct gsa_a
 		s->table = device_alloc(cells * 4);
 		s->scores = device_alloc(cells * 4);
 		s->lens = device_alloc((size_t)rows * 4);
-		s->stats = device_alloc((size_t)rows * 8);
 	}
-	if (!s || !s->table || !s->scores || !s->lens || !s->stats) {
+	if (!s || !s->table || !s->scores || !s->lens) {
 		free(s);
 		s = NULL;
 		*why = GSA_DENSE_ALLOC;

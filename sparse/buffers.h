@@ -27,7 +27,7 @@ struct gsa_kv {
 
 struct gsa_shadow {
 	uint64_t block_table;
-	CUdeviceptr table, lens, scores, stats;
+	CUdeviceptr table, lens, scores;
 	int64_t rows, stride;
 	/* The last attention launch that used this table (host order = stream order). */
 	uint64_t src_seq_lens;

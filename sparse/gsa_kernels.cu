@@ -19,6 +19,7 @@
 #include "preload/config.h"
 #include "sparse/budget.h"
 #include "sparse/select_args.h"
+#include "sparse/stats_ring.h"
 
 namespace {
 
@@ -142,6 +143,13 @@ gsa_score(const gsa_select_args a)
 {
 	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
 	const int s = blockIdx.y;
+	if (a.stats_dev && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) {
+		// Number this launch for the statistics ring (gsa_select reads it next).
+		unsigned long long n = atomicAdd(&a.stats_dev->next, 1ull);
+		a.stats_dev->current = n;
+		a.stats_dev->done[n % GSA_RING_SLOTS] = 0;
+		a.stats_host->slots[n % GSA_RING_SLOTS].seq = 0;
+	}
 	const gsa_budget p = plan_sequence(a, s);
 	const int first = blockIdx.x * GSA_SCORE_CHUNK;
 	const int mid_end = p.n - a.local_blocks;
@@ -217,6 +225,25 @@ __device__ int block_exclusive_scan(bool flag, int *warp_sums, int *total)
 
 }  // namespace
 
+// Each CTA stores its sequence's pair; the last one to finish publishes the slot.
+__device__ void record_stats(const gsa_select_args &a, int s, const gsa_budget &p)
+{
+	unsigned long long n = *(volatile unsigned long long *)&a.stats_dev->current;
+	gsa_stats_slot *slot = &a.stats_host->slots[n % GSA_RING_SLOTS];
+	if (s < GSA_RING_SEQS) {
+		slot->kept_total[s][0] = (uint32_t)p.keep;
+		slot->kept_total[s][1] = (uint32_t)p.n;
+	}
+	__threadfence_system();
+	if (atomicAdd(&a.stats_dev->done[n % GSA_RING_SLOTS], 1u) == (unsigned)a.num_seqs - 1) {
+		slot->layer = a.layer;
+		slot->kernel_id = a.kernel_id;
+		slot->num_seqs = (uint32_t)a.num_seqs;
+		__threadfence_system();
+		*(volatile uint64_t *)&slot->seq = n + 1;
+	}
+}
+
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)
 gsa_select(const gsa_select_args a)
 {
@@ -229,10 +256,8 @@ gsa_select(const gsa_select_args a)
 	const gsa_budget p = plan_sequence(a, s);
 	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
 	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
-	if (a.stats && threadIdx.x == 0) {
-		a.stats[2 * s] = p.keep;
-		a.stats[2 * s + 1] = p.n;
-	}
+	if (a.stats_dev && threadIdx.x == 0)
+		record_stats(a, s, p);
 	if (!p.sparse) {
 		for (int b = threadIdx.x; b < p.n && b < a.bt_stride; b += blockDim.x)
 			shadow[b] = table[b];

@@ -14,6 +14,7 @@
 #include "sparse/buffers.h"
 #include "sparse/select_args.h"
 #include "sparse/sparse.h"
+#include "sparse/stats.h"
 
 /* The shadow of this thread's last rewritten launch, for gsa_sparse_encode_failed(). */
 static __thread struct gsa_shadow *last_shadow;
@@ -142,8 +143,16 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.scores = (float *)sh->scores,
 		.shadow_table = (int32_t *)sh->table,
 		.shadow_lens = (int32_t *)sh->lens,
-		.stats = (int32_t *)sh->stats,
+		.layer = kv->layer,
+		.kernel_id = l->kernel->id,
 	};
+	if (gsa_tracing) {
+		struct gsa_stats *st = gsa_stats_get(kv->mod, cap);
+		if (st) {
+			args.stats_host = gsa_stats_host_dev(st);
+			args.stats_dev = gsa_stats_dev(st);
+		}
+	}
 	unsigned chunks = (unsigned)((a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
 	unsigned smem = (unsigned)(a->num_kv_heads * a->head_size * sizeof(float));
 	if (launch_aux(l, kv->mod->score, chunks, (unsigned)a->num_seqs, GSA_SCORE_THREADS, smem,

@@ -6,6 +6,9 @@
 
 #include <stdint.h>
 
+struct gsa_stats_host;
+struct gsa_stats_dev;
+
 enum gsa_kv_dtype { GSA_KV_BF16 = 0, GSA_KV_FP16 = 1 };
 
 struct gsa_select_args {
@@ -35,8 +38,11 @@ struct gsa_select_args {
 	float *scores;              /* [num_seqs, bt_stride] scratch */
 	int32_t *shadow_table;      /* [num_seqs, bt_stride] */
 	int32_t *shadow_lens;       /* [num_seqs] */
-	/* Per sequence (kept blocks, total blocks) of this launch, or NULL. */
-	int32_t *stats;
+	/* Statistics for the trace (stats_ring.h), or NULL when not tracing. */
+	struct gsa_stats_host *stats_host; /* device view of host-mapped memory */
+	struct gsa_stats_dev *stats_dev;
+	int32_t layer;
+	uint32_t kernel_id;
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel. */
