@@ -73,6 +73,12 @@ enum gsa_trace_record_type {
 	 * i32 layer, u32 num_seqs, u32 n, then n times {u32 kept, u32 total} (blocks of the
 	 * first n sequences): what the GPU selected, also for CUDA-graph replays */
 	GSA_REC_SELECT = 12,
+	/* u64 mono_ns (when read), u64 launch (as in SELECT), i32 layer, u32 seq (index in the
+	 * launch), u32 total (blocks of the sequence), u32 kept, u32 sink, u32 local,
+	 * u32 bitmap_bits, then ceil(bitmap_bits / 8) bytes: bit b (LSB first) set when logical
+	 * block b was kept. Written for the layers GSA_TRACE_BLOCKS names, first sequences only;
+	 * bitmap_bits < total when the row was too long to record whole. */
+	GSA_REC_BLOCKS = 13,
 };
 
 enum gsa_handle_kind {
