@@ -28,6 +28,8 @@ const struct gsa_config_var gsa_config_vars[] = {
 	 "largest per-sequence budget in blocks"},
 	{"GSA_MIN_TOKENS", "2048", "an integer in [0, 16777216]",
 	 "sequences shorter than this stay dense"},
+	{"GSA_TRACE_BLOCKS", "none", "none, all, or layer numbers in [0, 4095] separated by commas",
+	 "layers whose kept-block bitmaps (first 8 sequences of each launch) go to the trace, for gsa-trace heatmap"},
 	{"GSA_KV_DTYPE", "bf16", "bf16 or fp16",
 	 "element type of the KV cache and queries (the launch does not say; fp8 caches run dense)"},
 };
@@ -44,6 +46,7 @@ void gsa_config_defaults(struct gsa_config *c)
 	c->min_blocks = 16;
 	c->max_blocks = 0;
 	c->min_tokens = 2048;
+	strcpy(c->trace_blocks_text, "none");
 }
 
 static const struct gsa_config_var *var_info(const char *name)
@@ -101,6 +104,33 @@ static bool parse_bool(const char *s, bool *out)
 		if (strcasecmp(s, no[i]) == 0) { *out = false; return true; }
 	}
 	return false;
+}
+
+/* "none", "all" or "0,5,31". */
+static bool parse_layers(const char *s, struct gsa_config *c)
+{
+	memset(c->trace_blocks, 0, sizeof c->trace_blocks);
+	if (strlen(s) >= sizeof c->trace_blocks_text)
+		return false;
+	strcpy(c->trace_blocks_text, s);
+	if (strcmp(s, "none") == 0)
+		return true;
+	if (strcmp(s, "all") == 0) {
+		memset(c->trace_blocks, 0xff, sizeof c->trace_blocks);
+		return true;
+	}
+	if (!s[0] || s[0] == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,"))
+		return false;
+	char buf[256];
+	strcpy(buf, s);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		long v;
+		if (!parse_long(tok, 0, GSA_MAX_LAYERS - 1, &v))
+			return false;
+		c->trace_blocks[v / 8] |= (unsigned char)(1u << (v % 8));
+	}
+	return true;
 }
 
 static int index_of(const char *s, const char *const *names, int n)
@@ -171,6 +201,8 @@ size_t gsa_config_parse(struct gsa_config *c, const char *(*get)(const char *nam
 	}
 	if ((s = get("GSA_MIN_TOKENS")) && !parse_long(s, 0, 1L << 24, &c->min_tokens))
 		reject(errs, "GSA_MIN_TOKENS", s);
+	if ((s = get("GSA_TRACE_BLOCKS")) && !parse_layers(s, c))
+		reject(errs, "GSA_TRACE_BLOCKS", s);
 	if ((s = get("GSA_KV_DTYPE"))) {
 		int i = index_of(s, dtype_names, 2);
 		if (i >= 0)
@@ -204,5 +236,6 @@ void gsa_config_describe(const struct gsa_config *c,
 	emit(ctx, "GSA_MAX_BLOCKS", buf);
 	snprintf(buf, sizeof buf, "%ld", c->min_tokens);
 	emit(ctx, "GSA_MIN_TOKENS", buf);
+	emit(ctx, "GSA_TRACE_BLOCKS", c->trace_blocks_text);
 	emit(ctx, "GSA_KV_DTYPE", dtype_names[c->kv_dtype]);
 }

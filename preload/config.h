@@ -9,6 +9,9 @@
 
 enum gsa_policy { GSA_POLICY_MEAN = 0, GSA_POLICY_QUEST = 1 };
 
+#define GSA_MAX_LAYERS 4096
+
+
 struct gsa_config {
 	double ratio;          /* GSA_RATIO: fraction of blocks kept, (0, 1] */
 	bool disable;          /* GSA_DISABLE: inert library, every call passes through */
@@ -21,7 +24,15 @@ struct gsa_config {
 	long max_blocks;       /* GSA_MAX_BLOCKS: upper clamp; 0 = none */
 	long min_tokens;       /* GSA_MIN_TOKENS: shorter sequences stay dense */
 	int kv_dtype;          /* GSA_KV_DTYPE: enum gsa_kv_dtype (sparse/select_args.h) */
+	/* GSA_TRACE_BLOCKS: layers whose kept-block bitmaps are traced (bit per layer). */
+	unsigned char trace_blocks[GSA_MAX_LAYERS / 8];
+	char trace_blocks_text[256];
 };
+
+static inline bool gsa_config_traces_blocks(const struct gsa_config *c, int layer)
+{
+	return layer >= 0 && layer < GSA_MAX_LAYERS && (c->trace_blocks[layer / 8] >> (layer % 8) & 1);
+}
 
 /* One accepted variable: its name, default, range text (for messages and the README). */
 struct gsa_config_var {

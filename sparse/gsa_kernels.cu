@@ -244,6 +244,29 @@ __device__ void record_stats(const gsa_select_args &a, int s, const gsa_budget &
 	}
 }
 
+// After the sequence's selection: publish its bitmap (if recorded), then its statistics.
+__device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget &p,
+			       uint32_t *bitmap, unsigned long long launch)
+{
+	if (!a.stats_dev)
+		return;
+	__syncthreads();
+	if (threadIdx.x != 0)
+		return;
+	if (bitmap) {
+		gsa_blocks_slot *slot = &a.stats_host->blocks[launch % GSA_BLOCK_SLOTS][s];
+		slot->layer = a.layer;
+		slot->total = (uint32_t)p.n;
+		slot->kept = (uint32_t)p.keep;
+		slot->sink = p.sparse ? (uint32_t)a.sink_blocks : 0u;
+		slot->local = p.sparse ? (uint32_t)a.local_blocks : 0u;
+		slot->bits = p.n < GSA_BLOCK_WORDS * 32 ? (uint32_t)p.n : GSA_BLOCK_WORDS * 32u;
+		__threadfence_system();
+		*(volatile uint64_t *)&slot->seq = launch + 1;
+	}
+	record_stats(a, s, p);
+}
+
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)
 gsa_select(const gsa_select_args a)
 {
@@ -256,13 +279,21 @@ gsa_select(const gsa_select_args a)
 	const gsa_budget p = plan_sequence(a, s);
 	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
 	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
-	if (a.stats_dev && threadIdx.x == 0)
-		record_stats(a, s, p);
+	// Kept-block bitmap for the trace, when this sequence's is recorded.
+	uint32_t *bitmap = NULL;
+	unsigned long long launch = 0;
+	if (a.stats_dev && a.record_blocks && s < GSA_BLOCK_SEQS) {
+		launch = *(volatile unsigned long long *)&a.stats_dev->current;
+		bitmap = a.stats_host->blocks[launch % GSA_BLOCK_SLOTS][s].words;
+	}
 	if (!p.sparse) {
 		for (int b = threadIdx.x; b < p.n && b < a.bt_stride; b += blockDim.x)
 			shadow[b] = table[b];
+		for (int w = threadIdx.x; bitmap && w < GSA_BLOCK_WORDS && w * 32 < p.n; w += blockDim.x)
+			bitmap[w] = p.n - w * 32 >= 32 ? 0xffffffffu : (1u << (p.n - w * 32)) - 1;
 		if (threadIdx.x == 0)
 			a.shadow_lens[s] = p.len;
+		finish_records(a, s, p, bitmap, launch);
 		return;
 	}
 
@@ -315,9 +346,13 @@ gsa_select(const gsa_select_args a)
 		int pos = kept_before + block_exclusive_scan(keep, warp_sums, &kept_total);
 		if (keep)
 			shadow[pos] = table[b];
+		unsigned bits = __ballot_sync(0xffffffffu, keep);
+		if (bitmap && threadIdx.x % 32 == 0 && b / 32 < GSA_BLOCK_WORDS && b < p.n)
+			bitmap[b / 32] = bits;
 		kept_before += kept_total;
 		ties_before += tie_total;
 	}
 	if (threadIdx.x == 0)
 		a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
+	finish_records(a, s, p, bitmap, launch);
 }

@@ -145,6 +145,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.shadow_lens = (int32_t *)sh->lens,
 		.layer = kv->layer,
 		.kernel_id = l->kernel->id,
+		.record_blocks = gsa_config_traces_blocks(&gsa_cfg, kv->layer),
 	};
 	if (gsa_tracing) {
 		struct gsa_stats *st = gsa_stats_get(kv->mod, cap);

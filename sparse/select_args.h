@@ -43,6 +43,7 @@ struct gsa_select_args {
 	struct gsa_stats_dev *stats_dev;
 	int32_t layer;
 	uint32_t kernel_id;
+	int32_t record_blocks;      /* this layer's bitmaps go to the trace (GSA_TRACE_BLOCKS) */
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel. */

@@ -91,6 +91,33 @@ static uint64_t load_seq(const struct gsa_stats_slot *slot)
 	return __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
 }
 
+/* The bitmaps of launch seq - 1, written before its statistics slot was published. */
+static void emit_blocks(struct gsa_stats *s, uint64_t seq)
+{
+	static uint8_t buf[64 + GSA_BLOCK_WORDS * 4];
+	for (int q = 0; q < GSA_BLOCK_SEQS; q++) {
+		const struct gsa_blocks_slot *b = &s->host->blocks[(seq - 1) % GSA_BLOCK_SLOTS][q];
+		if (__atomic_load_n(&b->seq, __ATOMIC_ACQUIRE) != seq)
+			continue;
+		struct gsa_enc e = {buf, 0, sizeof buf, false};
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint32_t bits = b->bits < GSA_BLOCK_WORDS * 32 ? b->bits : GSA_BLOCK_WORDS * 32;
+		gsa_put_u64(&e, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+		gsa_put_u64(&e, seq - 1);
+		gsa_put_u32(&e, (uint32_t)b->layer);
+		gsa_put_u32(&e, (uint32_t)q);
+		gsa_put_u32(&e, b->total);
+		gsa_put_u32(&e, b->kept);
+		gsa_put_u32(&e, b->sink);
+		gsa_put_u32(&e, b->local);
+		gsa_put_u32(&e, bits);
+		gsa_put(&e, b->words, (bits + 7) / 8);
+		if (__atomic_load_n(&b->seq, __ATOMIC_ACQUIRE) == seq && !e.failed)
+			gsa_trace_emit(GSA_REC_BLOCKS, buf, e.n);
+	}
+}
+
 static void poll_ring(struct gsa_stats *s)
 {
 	static uint8_t buf[64 + GSA_RING_SEQS * 8];
@@ -116,8 +143,10 @@ static void poll_ring(struct gsa_stats *s)
 		gsa_put_u32(&e, pairs);
 		gsa_put(&e, slot->kept_total, pairs * 8);
 		/* Still the same launch after the copy? Otherwise it was overwritten meanwhile. */
-		if (load_seq(slot) == seq && !e.failed)
+		if (load_seq(slot) == seq && !e.failed) {
 			gsa_trace_emit(GSA_REC_SELECT, buf, e.n);
+			emit_blocks(s, seq);
+		}
 		s->expected = seq + 1;
 	}
 }

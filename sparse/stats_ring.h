@@ -20,8 +20,24 @@ struct gsa_stats_slot {
 	uint32_t kept_total[GSA_RING_SEQS][2];
 };
 
+/* Kept-block bitmaps of the first GSA_BLOCK_SEQS sequences of launches of the layers
+ * GSA_TRACE_BLOCKS names; slot = launch number % GSA_BLOCK_SLOTS. Written before the
+ * launch's statistics slot is published, so a published statistics slot means its bitmaps
+ * are complete. */
+#define GSA_BLOCK_SLOTS 64
+#define GSA_BLOCK_SEQS 8
+#define GSA_BLOCK_WORDS 512 /* bits for up to 16384 blocks per sequence */
+
+struct gsa_blocks_slot {
+	uint64_t seq;        /* launch number + 1 once complete */
+	int32_t layer;
+	uint32_t total, kept, sink, local, bits;
+	uint32_t words[GSA_BLOCK_WORDS];
+};
+
 struct gsa_stats_host {      /* host-mapped */
 	struct gsa_stats_slot slots[GSA_RING_SLOTS];
+	struct gsa_blocks_slot blocks[GSA_BLOCK_SLOTS][GSA_BLOCK_SEQS];
 };
 
 struct gsa_stats_dev {       /* device memory */

@@ -98,6 +98,15 @@ static void others(void)
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_MAX_BLOCKS", "8"), 0);
 	CHECK_EQ_U64(c.max_blocks, 8);
 	CHECK_EQ_U64(c.min_blocks, 8); /* an explicit cap below the default floor lowers it */
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_TRACE_BLOCKS", "0,5,31"), 0);
+	CHECK(gsa_config_traces_blocks(&c, 0) && gsa_config_traces_blocks(&c, 5) &&
+		      gsa_config_traces_blocks(&c, 31) && !gsa_config_traces_blocks(&c, 1),
+	      "layer list");
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_TRACE_BLOCKS", "all"), 0);
+	CHECK(gsa_config_traces_blocks(&c, 4095), "all");
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_TRACE_BLOCKS", "1,,2"), 1);
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_TRACE_BLOCKS", "4096"), 1);
+	CHECK_EQ_U64(parse1(&c, &e, "GSA_TRACE_BLOCKS", "3,"), 1);
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_KV_DTYPE", "fp16"), 0);
 	CHECK_EQ_U64(c.kv_dtype, 1);
 	CHECK_EQ_U64(parse1(&c, &e, "GSA_KV_DTYPE", "fp8"), 1);
@@ -124,7 +133,7 @@ static void table_documents_every_variable(void)
 	/* Each variable the parser reads is in the table the README is checked against. */
 	const char *read[] = {"GSA_RATIO", "GSA_DISABLE", "GSA_TRACE", "GSA_LOG", "GSA_POLICY",
 			      "GSA_SINK_BLOCKS", "GSA_LOCAL_BLOCKS", "GSA_MIN_BLOCKS",
-			      "GSA_MAX_BLOCKS", "GSA_MIN_TOKENS", "GSA_KV_DTYPE"};
+			      "GSA_MAX_BLOCKS", "GSA_MIN_TOKENS", "GSA_KV_DTYPE", "GSA_TRACE_BLOCKS"};
 	CHECK_EQ_U64(gsa_config_var_count, sizeof read / sizeof read[0]);
 	for (size_t i = 0; i < sizeof read / sizeof read[0]; i++) {
 		int found = 0;
