@@ -44,6 +44,8 @@ struct gsa_attention {
 	int32_t num_kv_heads, head_size;
 	int32_t num_q_heads;           /* 0 when this launch does not reveal it */
 	int64_t kv_block_stride;       /* elements between consecutive blocks of K */
+	int64_t k_stride_token, k_stride_head; /* elements; each head's keys are contiguous */
+	int64_t num_blocks;            /* physical blocks when the layout tells, else 0 */
 	int64_t q_stride_token, q_stride_head; /* elements */
 	bool decode_only;              /* every sequence has exactly one query token */
 };

@@ -201,6 +201,43 @@ static bool decode_common(const struct gsa_launch *l, struct gsa_attention *a)
 	return true;
 }
 
+/* The KV cache layouts vLLM uses for this backend, told apart by strides and by where V
+ * starts relative to K (elements of 2 bytes; an fp8 cache fits none and runs dense):
+ *   (blocks, 2, block, heads, D) split on dim 1: V = K + block*heads*D, stride0 covers both;
+ *   (2, blocks, block, heads, D) split on dim 0: V = K + blocks*stride0 (K's half first);
+ *   (blocks, block, heads, 2*D) split on the last dim: V = K + D, head stride 2*D. */
+static bool decode_kv_layout(struct gsa_attention *a, uint64_t kc, uint64_t vc, uint64_t ks0,
+			     uint64_t ks1, uint64_t ks2, uint64_t head)
+{
+	const uint64_t elem = 2;
+	if (!head || !ks2 || !ks1 || ks1 % ks2 || vc <= kc)
+		return false;
+	uint64_t dv = vc - kc, block;
+	if (ks2 == 2 * head && dv == head * elem && ks0 % ks1 == 0) {
+		block = ks0 / ks1; /* K|V halves of each head */
+	} else if (ks2 != head) {
+		return false;
+	} else if (dv == ks0 / 2 * elem && ks0 % (2 * ks1) == 0) {
+		block = ks0 / (2 * ks1); /* K and V interleaved per block */
+	} else if (dv % (ks0 * elem) == 0 && ks0 % ks1 == 0) {
+		block = ks0 / ks1; /* all K blocks, then all V blocks */
+		a->num_blocks = (int64_t)(dv / (ks0 * elem));
+	} else {
+		return false;
+	}
+	if (!block || block > 4096)
+		return false;
+	a->key_cache = kc;
+	a->value_cache = vc;
+	a->kv_block_stride = (int64_t)ks0;
+	a->k_stride_token = (int64_t)ks1;
+	a->k_stride_head = (int64_t)ks2;
+	a->block_size = (int32_t)block;
+	a->num_kv_heads = (int32_t)(ks1 / ks2);
+	a->head_size = (int32_t)head;
+	return true;
+}
+
 static bool decode_attention(const struct gsa_launch *l, struct gsa_attention *a)
 {
 	uint64_t q, kc, vc, bt, bts, qs0, qs1, ks0, ks1, ks2;
@@ -212,8 +249,10 @@ static bool decode_attention(const struct gsa_launch *l, struct gsa_attention *a
 	    !field(l, F_Q_STRIDE1, false, &qs1) || !field(l, F_K_STRIDE0, false, &ks0) ||
 	    !field(l, F_K_STRIDE1, false, &ks1) || !field(l, F_K_STRIDE2, false, &ks2))
 		return false;
-	if (!q || !kc || !vc || !bt || !ks1 || !ks2 || ks1 % ks2 || !bts)
+	if (!q || !kc || !vc || !bt || !bts)
 		return false;
+	if (a->head_size && a->head_size != (int32_t)qs1)
+		return false; /* output and query disagree on the head size */
 	static const int positional[] = {F_ALIBI, F_QQ_BIAS, F_MM_PREFIX, F_PER_SEQ_CAUSAL};
 	for (size_t i = 0; i < sizeof positional / sizeof positional[0]; i++) {
 		uint64_t p;
@@ -224,22 +263,11 @@ static bool decode_attention(const struct gsa_launch *l, struct gsa_attention *a
 			return false;
 		}
 	}
-	/* vLLM's cache is (blocks, 2, block_size, kv_heads, head) split into K and V views:
-	 * V starts half a block after K (ks0 / 2 elements of 2 bytes), and a block spans both.
-	 * 16-bit elements only: an fp8 cache fails this test and runs dense. */
-	if (vc <= kc || vc - kc != ks0 || ks0 % (2 * ks1))
+	if (!decode_kv_layout(a, kc, vc, ks0, ks1, ks2, qs1))
 		return false;
 	a->query = q;
-	a->key_cache = kc;
-	a->value_cache = vc;
 	a->block_table = bt;
 	a->block_table_stride = (int64_t)bts;
-	a->kv_block_stride = (int64_t)ks0;
-	a->block_size = (int32_t)(ks0 / (2 * ks1));
-	a->num_kv_heads = (int32_t)(ks1 / ks2);
-	if (a->head_size && a->head_size != (int32_t)ks2)
-		return false;
-	a->head_size = (int32_t)ks2;
 	a->q_stride_token = (int64_t)qs0;
 	a->q_stride_head = (int64_t)qs1;
 	return true;

@@ -77,7 +77,8 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	struct gsa_kv *k = kv_find(a->key_cache);
 	if (k) {
 		if (k->block_size != a->block_size || k->num_kv_heads != a->num_kv_heads ||
-		    k->head_size != a->head_size || k->k_stride_block != a->kv_block_stride) {
+		    k->head_size != a->head_size || k->k_stride_block != a->kv_block_stride ||
+		    k->k_stride_token != a->k_stride_token || k->k_stride_head != a->k_stride_head) {
 			*why = GSA_DENSE_GEOMETRY; /* same address, other cache: not ours to guess */
 			return NULL;
 		}
@@ -110,6 +111,8 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	 * physical block ids the block table can name. */
 	int64_t block_bytes = a->kv_block_stride * 2;
 	int64_t blocks = (int64_t)(alloc.ptr + alloc.size - a->key_cache) / block_bytes;
+	if (a->num_blocks > 0 && a->num_blocks < blocks)
+		blocks = a->num_blocks; /* K and V in separate halves: K's half is the bound */
 	int per = a->num_kv_heads * a->head_size * (gsa_cfg.policy == GSA_POLICY_QUEST ? 2 : 1);
 	k = calloc(1, sizeof *k);
 	if (!k || blocks <= 0) {
@@ -126,7 +129,8 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	k->head_size = a->head_size;
 	k->policy = gsa_cfg.policy;
 	k->k_stride_block = a->kv_block_stride;
-	k->k_stride_token = (int64_t)a->num_kv_heads * a->head_size;
+	k->k_stride_token = a->k_stride_token;
+	k->k_stride_head = a->k_stride_head;
 	k->repr = device_alloc((size_t)blocks * per * 2);
 	k->fingerprints = device_alloc((size_t)blocks * 8);
 	if (!k->repr || !k->fingerprints ||

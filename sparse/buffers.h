@@ -21,7 +21,7 @@ struct gsa_kv {
 	CUdeviceptr repr, fingerprints;
 	int64_t num_phys_blocks;
 	int32_t block_size, num_kv_heads, head_size, policy;
-	int64_t k_stride_block, k_stride_token;
+	int64_t k_stride_block, k_stride_token, k_stride_head;
 	atomic_int num_q_heads;      /* learned from launches that reveal it; 0 until then */
 };
 

@@ -30,6 +30,12 @@ __device__ gsa_budget plan_sequence(const gsa_select_args &a, int s)
 			a.min_blocks, a.max_blocks, a.min_tokens, a.bt_stride);
 }
 
+// Offset of channel c (head c / head_size, element c % head_size) within a token's keys.
+__device__ __forceinline__ int64_t chan(const gsa_select_args &a, int c)
+{
+	return (int64_t)(c / a.head_size) * a.k_stride_head + c % a.head_size;
+}
+
 __device__ __forceinline__ float to_f32(uint16_t v, int dtype)
 {
 	if (dtype == GSA_KV_FP16)
@@ -59,7 +65,7 @@ __device__ uint64_t block_fingerprint(const gsa_select_args &a, int64_t phys)
 	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
 	int64_t row = (int64_t)a.num_kv_heads * a.head_size;
 	const uint4 first = *(const uint4 *)k;
-	const uint4 last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + row - 8);
+	const uint4 last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + chan(a, row - 8));
 	uint64_t h = 0x243F6A8885A308D3ull;
 	h = mix64(h, ((uint64_t)first.y << 32) | first.x);
 	h = mix64(h, ((uint64_t)first.w << 32) | first.z);
@@ -80,7 +86,7 @@ __device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
 		for (int i = 0; i < 8; i++)
 			acc[i] = 0.f, lo[i] = 3.0e38f, hi[i] = -3.0e38f;
 		for (int t = 0; t < a.block_size; t++) {
-			uint4 v = *(const uint4 *)(k + (int64_t)t * a.k_stride_token + c);
+			uint4 v = *(const uint4 *)(k + (int64_t)t * a.k_stride_token + chan(a, c));
 			const uint16_t *e = (const uint16_t *)&v;
 			for (int i = 0; i < 8; i++) {
 				float f = to_f32(e[i], a.dtype);

@@ -88,6 +88,7 @@ static bool geometry_ok(const struct gsa_attention *a)
 	int row = a->num_kv_heads * a->head_size;
 	return a->block_size >= 1 && a->head_size % 8 == 0 && a->head_size <= 512 &&
 	       a->num_kv_heads >= 1 && row <= 4096 && a->num_q_heads % a->num_kv_heads == 0 &&
+	       a->k_stride_head % 8 == 0 && a->k_stride_token % 8 == 0 && a->kv_block_stride % 8 == 0 &&
 	       a->q_stride_head >= a->head_size && a->block_table_stride >= 1;
 }
 
@@ -120,6 +121,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.key_cache = (const void *)a->key_cache,
 		.k_stride_block = kv->k_stride_block,
 		.k_stride_token = kv->k_stride_token,
+		.k_stride_head = kv->k_stride_head,
 		.block_table = (const int32_t *)a->block_table,
 		.bt_stride = a->block_table_stride,
 		.seq_lens = (const int32_t *)a->seq_lens,

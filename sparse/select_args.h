@@ -15,8 +15,10 @@ struct gsa_select_args {
 	/* The launch's tensors (read only). */
 	const void *query;          /* [tokens, q_heads, head_size] */
 	int64_t q_stride_token, q_stride_head;
-	const void *key_cache;      /* block b, token t, head h at b*k_stride_block + t*k_stride_token + h*head_size */
-	int64_t k_stride_block, k_stride_token;
+	/* Key (b, t, h, d) at b*k_stride_block + t*k_stride_token + h*k_stride_head + d: each
+	 * head's head_size elements are contiguous, whatever the cache layout around them. */
+	const void *key_cache;
+	int64_t k_stride_block, k_stride_token, k_stride_head;
 	const int32_t *block_table; /* [num_seqs, bt_stride] */
 	int64_t bt_stride;
 	const int32_t *seq_lens;    /* [num_seqs] */

@@ -41,7 +41,8 @@ static float score_block(const struct gsa_select_args *a, int64_t phys, const fl
 	for (int c = 0; c < row; c++) {
 		float sum = 0.f, lo = 3.0e38f, hi = -3.0e38f;
 		for (int t = 0; t < a->block_size; t++) {
-			float f = to_f32(k[(int64_t)t * a->k_stride_token + c], a->dtype);
+			int64_t off = (int64_t)(c / a->head_size) * a->k_stride_head + c % a->head_size;
+			float f = to_f32(k[(int64_t)t * a->k_stride_token + off], a->dtype);
 			sum += f;
 			lo = f < lo ? f : lo;
 			hi = f > hi ? f : hi;

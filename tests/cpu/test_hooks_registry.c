@@ -181,6 +181,26 @@ static void triton_adapter(void)
 	CHECK_EQ_U64(*(uint64_t *)p[5], 0x1e45);
 	CHECK(vals[4] == 0xb7 && vals[5] == 0x5e && params[4] == &vals[4], "caller untouched");
 
+	/* vLLM 0.33's default packed layout (blocks, block, heads, 2*D): V = K + D. */
+	vals[3] = 0x100000000 + 2 * D;
+	vals[19] = B * H * 2 * D, vals[20] = H * 2 * D, vals[21] = 2 * D;
+	selects = 0;
+	gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(selects, 1);
+	CHECK(last_att.block_size == B && last_att.num_kv_heads == H && last_att.head_size == D &&
+		      last_att.k_stride_head == 2 * D && last_att.k_stride_token == 2 * H * D,
+	      "packed layout: block %d heads %d head %d", last_att.block_size,
+	      last_att.num_kv_heads, last_att.head_size);
+	/* vLLM 0.10's (2, blocks, block, heads, D): all K blocks, then all V blocks. */
+	vals[3] = 0x100000000 + 1000 * B * H * D * 2;
+	vals[19] = B * H * D, vals[20] = H * D, vals[21] = D;
+	selects = 0;
+	gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(selects, 1);
+	CHECK(last_att.block_size == B && last_att.num_blocks == 1000, "K-then-V layout: block %d blocks %lld",
+	      last_att.block_size, (long long)last_att.num_blocks);
+	vals[19] = 2 * B * H * D, vals[20] = H * D, vals[21] = D;
+
 	/* An fp8 cache (1-byte elements) fails the layout test: dense, no selection. */
 	vals[3] = 0x100000000 + B * H * D;
 	selects = 0;

@@ -112,6 +112,7 @@ static void selection(int policy)
 	struct gsa_select_args a = {
 		.query = q, .q_stride_token = HQ * D, .q_stride_head = D,
 		.key_cache = kv, .k_stride_block = 2 * BS * HKV * D, .k_stride_token = HKV * D,
+		.k_stride_head = D,
 		.block_table = &table[0][0], .bt_stride = STRIDE, .seq_lens = lens,
 		.query_start = qstart, .num_seqs = S, .block_size = BS, .num_kv_heads = HKV,
 		.num_q_heads = HQ, .head_size = D, .dtype = GSA_KV_BF16, .policy = policy,
