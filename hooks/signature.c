@@ -11,7 +11,7 @@
 static const int *options(uint8_t kind)
 {
 	static const int ptr[] = {8, -1}, ptr_opt[] = {8, 0, -1}, f32[] = {4, -1},
-			 i64[] = {8, -1}, i32[] = {4, -1}, any_int[] = {4, 8, 0, -1},
+			 i64[] = {8, -1}, i32[] = {4, -1}, any_int[] = {4, 0, -1},
 			 any_opt[] = {8, 4, 0, -1};
 	switch (kind) {
 	case GSA_P_PTR: return ptr;

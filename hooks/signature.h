@@ -17,7 +17,8 @@ enum gsa_param_kind {
 	GSA_P_F32,      /* a float: 4 */
 	GSA_P_I64,      /* an int annotated 64-bit: 8 (annotated ints are not specialised) */
 	GSA_P_I32,      /* an int annotated 32-bit: 4 */
-	GSA_P_INT,      /* an unannotated int: 4 or 8 by value, or absent when equal to 1 */
+	GSA_P_INT,      /* an unannotated int (a count): 4, or absent when equal to 1 (Triton
+	                 * types it 64-bit only past 2^31, which no count or stride here reaches) */
 	GSA_P_ANY_OPT,  /* a scale that may be a tensor, a float or None: 8, 4 or absent */
 };
 

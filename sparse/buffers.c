@@ -59,7 +59,15 @@ static bool device_zero(CUdeviceptr p, size_t bytes, CUstream s)
 	return f && f(p, 0, bytes, s) == CUDA_SUCCESS;
 }
 
-/* Lock-free look-up: entries are published once and never move. */
+static bool same_geometry(const struct gsa_kv *k, const struct gsa_attention *a)
+{
+	return k->block_size == a->block_size && k->num_kv_heads == a->num_kv_heads &&
+	       k->head_size == a->head_size && k->k_stride_block == a->kv_block_stride &&
+	       k->k_stride_token == a->k_stride_token && k->k_stride_head == a->k_stride_head &&
+	       k->policy == gsa_cfg.policy;
+}
+
+/* Lock-free look-up: entries are published once and never move; newest first. */
 static struct gsa_kv *kv_find(uint64_t key_cache)
 {
 	int n = atomic_load_explicit(&n_kv, memory_order_acquire);
@@ -75,15 +83,11 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 			  bool capturing, int *why)
 {
 	struct gsa_kv *k = kv_find(a->key_cache);
-	if (k) {
-		if (k->block_size != a->block_size || k->num_kv_heads != a->num_kv_heads ||
-		    k->head_size != a->head_size || k->k_stride_block != a->kv_block_stride ||
-		    k->k_stride_token != a->k_stride_token || k->k_stride_head != a->k_stride_head) {
-			*why = GSA_DENSE_GEOMETRY; /* same address, other cache: not ours to guess */
-			return NULL;
-		}
+	if (k && same_geometry(k, a))
 		return k;
-	}
+	/* Unknown, or the address now holds another cache (the old one was freed and its
+	 * memory reused, as PyTorch's caching allocator does): a new state, found first from
+	 * now on. The old one's buffers are not freed: queued work may still use them. */
 	if (capturing) {
 		*why = GSA_DENSE_CAPTURE;
 		return NULL;
@@ -100,7 +104,7 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	}
 	pthread_mutex_lock(&create_lock);
 	k = kv_find(a->key_cache);
-	if (k)
+	if (k && same_geometry(k, a))
 		goto out;
 	int n = atomic_load(&n_kv);
 	if (n >= MAX_KV) {

@@ -31,6 +31,7 @@ struct gsa_shadow {
 	int64_t rows, stride;
 	/* The last attention launch that used this table (host order = stream order). */
 	uint64_t src_seq_lens;
+	struct gsa_kv *last_kv;
 	bool last_rewritten;
 };
 

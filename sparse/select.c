@@ -96,12 +96,20 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 {
 	bool cap = capturing(l->stream);
 	int why = GSA_DENSE_NONE;
-	struct gsa_kv *kv = gsa_kv_get(l, a, cap, &why);
 	struct gsa_shadow *prev = gsa_shadow_by_lens(a->seq_lens);
 	if (prev)
 		prev->last_rewritten = false; /* until this launch is rewritten */
+	struct gsa_kv *kv = gsa_kv_get(l, a, cap, &why);
 	if (!kv)
 		return dense(l, -1, a->num_seqs, why);
+	/* The shadow is prepared even when this launch must run dense (query heads not
+	 * known yet), so that a capture that follows finds everything ready. */
+	struct gsa_shadow *sh = gsa_shadow_get(l, a, cap, &why);
+	if (!sh)
+		return dense(l, kv->layer, a->num_seqs, why);
+	sh->src_seq_lens = a->seq_lens;
+	sh->last_kv = kv;
+	sh->last_rewritten = false;
 	if (a->num_q_heads)
 		atomic_store_explicit(&kv->num_q_heads, a->num_q_heads, memory_order_relaxed);
 	else
@@ -110,9 +118,6 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_Q_HEADS);
 	if (!geometry_ok(a))
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_GEOMETRY);
-	struct gsa_shadow *sh = gsa_shadow_get(l, a, cap, &why);
-	if (!sh)
-		return dense(l, kv->layer, a->num_seqs, why);
 
 	struct gsa_select_args args = {
 		.query = (const void *)a->query,
@@ -167,7 +172,6 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	rw->block_table = sh->table;
 	rw->seq_lens = sh->lens;
 	rw->block_table_stride = a->block_table_stride;
-	sh->src_seq_lens = a->seq_lens;
 	sh->last_rewritten = true;
 	last_shadow = sh;
 	trace_decision(l, kv->layer, a->num_seqs, GSA_DENSE_NONE);
@@ -178,7 +182,13 @@ bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a
 		       struct gsa_rewrite *rw)
 {
 	struct gsa_shadow *sh = gsa_shadow_by_lens(a->seq_lens);
-	if (!sh || !sh->last_rewritten || a->num_seqs > sh->rows)
+	if (!sh)
+		return false;
+	/* A follower that reveals the number of query heads (vLLM 0.10's reduce_segments after
+	 * the 3D kernel, which does not) teaches it to the layer it follows. */
+	if (a->num_q_heads && sh->last_kv)
+		atomic_store_explicit(&sh->last_kv->num_q_heads, a->num_q_heads, memory_order_relaxed);
+	if (!sh->last_rewritten || a->num_seqs > sh->rows)
 		return false;
 	memset(rw, 0, sizeof *rw);
 	rw->seq_lens = sh->lens; /* the block table stays the caller's: followers do not read it */

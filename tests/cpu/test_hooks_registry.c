@@ -97,15 +97,23 @@ static void solver(void)
 	uint32_t s2[] = {8, 8, 4, 8, 4};
 	CHECK(gsa_sig_solve(&tm, s2, 5, NF, f), "optional pointer dropped");
 	CHECK(f[A] == 1 && f[B] == 3 && f[C] == 4, "positions %d %d %d", f[A], f[B], f[C]);
-	uint32_t s3[] = {8, 8, 4, 8, 8, 8, 8};
-	CHECK(gsa_sig_solve(&tm, s3, 7, NF, f), "64-bit n, two hidden pointers");
+	uint32_t s3[] = {8, 8, 4, 8, 4, 8, 8};
+	CHECK(gsa_sig_solve(&tm, s3, 7, NF, f), "n present, two hidden pointers");
 	CHECK(f[C] == 4, "n at 4: %d", f[C]);
 	uint32_t s3b[] = {8, 8, 4, 8};
 	CHECK(gsa_sig_solve(&tm, s3b, 4, NF, f), "n dropped");
 	CHECK(f[C] == GSA_FIELD_ABSENT, "n absent: %d", f[C]);
 	uint32_t s3c[] = {8, 8, 4, 8, 8};
-	/* "n is 8 bytes" or "n dropped, one hidden pointer": n is ambiguous. */
-	CHECK(!gsa_sig_solve(&tm, s3c, 5, NF, f), "ambiguous trailing field is refused");
+	CHECK(gsa_sig_solve(&tm, s3c, 5, NF, f), "n dropped, one hidden pointer");
+	CHECK(f[C] == GSA_FIELD_ABSENT, "n absent: %d", f[C]);
+	/* Two optional pointers and one present: which one is ambiguous. */
+	const struct gsa_param_tmpl t2[] = {
+		{"a", GSA_P_PTR, A}, {"x", GSA_P_PTR_OPT, -1}, {"y", GSA_P_PTR_OPT, B}};
+	struct gsa_sig_tmpl tm2 = {"k2", t2, 3, 0};
+	uint32_t s2b[] = {8, 8};
+	CHECK(!gsa_sig_solve(&tm2, s2b, 2, NF - 1, f), "ambiguous field is refused");
+	uint32_t s2c[] = {8, 8, 8};
+	CHECK(gsa_sig_solve(&tm2, s2c, 3, NF - 1, f) && f[B] == 2, "both present: unique");
 	uint32_t s4[] = {8, 8, 8, 4, 8};
 	CHECK(gsa_sig_solve(&tm, s4, 5, NF, f), "optional pointer present, n dropped");
 	CHECK(f[A] == 2 && f[C] == GSA_FIELD_ABSENT, "positions %d %d", f[A], f[C]);
