@@ -47,6 +47,11 @@ struct gsa_attention {
 	int64_t k_stride_token, k_stride_head; /* elements; each head's keys are contiguous */
 	int64_t num_blocks;            /* physical blocks when the layout tells, else 0 */
 	int64_t q_stride_token, q_stride_head; /* elements */
+	/* When the family lays the GQA group out otherwise than as consecutive query heads
+	 * (FA2 folds it into the query length): the strides between KV heads' groups and
+	 * between members of a group; 0 means group * q_stride_head and q_stride_head. */
+	int64_t q_stride_kvhead, q_stride_member;
+	int32_t dtype;                 /* enum gsa_kv_dtype when the launch says, else -1 */
 	bool decode_only;              /* every sequence has exactly one query token */
 };
 

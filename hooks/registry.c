@@ -9,11 +9,13 @@
 
 #define MAX_ADAPTERS 16
 
-extern const struct gsa_adapter gsa_adapter_triton_unified, gsa_adapter_triton_reduce;
+extern const struct gsa_adapter gsa_adapter_triton_unified, gsa_adapter_triton_reduce,
+	gsa_adapter_flash_attn2;
 
 static const struct gsa_adapter *const builtin[] = {
 	&gsa_adapter_triton_unified,
 	&gsa_adapter_triton_reduce,
+	&gsa_adapter_flash_attn2,
 	NULL,
 };
 static _Atomic(const struct gsa_adapter *) extra[MAX_ADAPTERS];

@@ -179,6 +179,7 @@ static bool decode_common(const struct gsa_launch *l, struct gsa_attention *a)
 {
 	uint64_t v;
 	memset(a, 0, sizeof *a);
+	a->dtype = -1; /* Triton launches do not say: GSA_KV_DTYPE */
 	if (!l->params)
 		return false; /* arguments packed in `extra`: not decodable */
 	if (!field(l, F_SEQ_LENS, true, &v) || !v)

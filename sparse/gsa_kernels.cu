@@ -171,7 +171,7 @@ gsa_score(const gsa_select_args a)
 		int h = c / a.head_size, d = c % a.head_size;
 		float sum = 0.f;
 		for (int j = 0; j < group; j++)
-			sum += to_f32(q[(int64_t)(h * group + j) * a.q_stride_head + d], a.dtype);
+			sum += to_f32(q[h * a.q_stride_kvhead + j * a.q_stride_member + d], a.dtype);
 		qbar[c] = sum / (float)group;
 	}
 	__syncthreads();

@@ -89,7 +89,7 @@ static bool geometry_ok(const struct gsa_attention *a)
 	return a->block_size >= 1 && a->head_size % 8 == 0 && a->head_size <= 512 &&
 	       a->num_kv_heads >= 1 && row <= 4096 && a->num_q_heads % a->num_kv_heads == 0 &&
 	       a->k_stride_head % 8 == 0 && a->k_stride_token % 8 == 0 && a->kv_block_stride % 8 == 0 &&
-	       a->q_stride_head >= a->head_size && a->block_table_stride >= 1;
+	       (a->q_stride_head >= a->head_size || a->q_stride_member) && a->block_table_stride >= 1;
 }
 
 bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, struct gsa_rewrite *rw)
@@ -122,7 +122,9 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	struct gsa_select_args args = {
 		.query = (const void *)a->query,
 		.q_stride_token = a->q_stride_token,
-		.q_stride_head = a->q_stride_head,
+		.q_stride_kvhead = a->q_stride_kvhead ? a->q_stride_kvhead
+						       : a->q_stride_head * (a->num_q_heads / a->num_kv_heads),
+		.q_stride_member = a->q_stride_member ? a->q_stride_member : a->q_stride_head,
 		.key_cache = (const void *)a->key_cache,
 		.k_stride_block = kv->k_stride_block,
 		.k_stride_token = kv->k_stride_token,
@@ -136,7 +138,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.num_kv_heads = a->num_kv_heads,
 		.num_q_heads = a->num_q_heads,
 		.head_size = a->head_size,
-		.dtype = gsa_cfg.kv_dtype,
+		.dtype = a->dtype >= 0 ? a->dtype : gsa_cfg.kv_dtype,
 		.policy = kv->policy,
 		.ratio = gsa_cfg.ratio,
 		.sink_blocks = (int32_t)gsa_cfg.sink_blocks,

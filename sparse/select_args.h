@@ -14,7 +14,9 @@ enum gsa_kv_dtype { GSA_KV_BF16 = 0, GSA_KV_FP16 = 1 };
 struct gsa_select_args {
 	/* The launch's tensors (read only). */
 	const void *query;          /* [tokens, q_heads, head_size] */
-	int64_t q_stride_token, q_stride_head;
+	/* Query of sequence s, KV head h, group member j (query head h * group + j), element d
+	 * at token(s) * q_stride_token + h * q_stride_kvhead + j * q_stride_member + d. */
+	int64_t q_stride_token, q_stride_kvhead, q_stride_member;
 	/* Key (b, t, h, d) at b*k_stride_block + t*k_stride_token + h*k_stride_head + d: each
 	 * head's head_size elements are contiguous, whatever the cache layout around them. */
 	const void *key_cache;

@@ -101,7 +101,7 @@ int gsa_select_ref(const struct gsa_select_args *a)
 			int h = i / a->head_size, d = i % a->head_size;
 			float sum = 0.f;
 			for (int j = 0; j < group; j++)
-				sum += to_f32(q[(int64_t)(h * group + j) * a->q_stride_head + d], a->dtype);
+				sum += to_f32(q[h * a->q_stride_kvhead + j * a->q_stride_member + d], a->dtype);
 			qbar[i] = sum / (float)group;
 		}
 		const int lo = a->sink_blocks, hi = p.n - a->local_blocks;

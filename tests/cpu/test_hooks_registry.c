@@ -238,10 +238,78 @@ static void triton_adapter(void)
 	CHECK_EQ_U64(*(uint64_t *)pr[4], 0x1e45);
 }
 
+/* ---- the FA2 adapter on a Flash_fwd_params built to the fork's layout ---- */
+extern const struct gsa_adapter gsa_adapter_flash_attn2;
+
+static void put64(unsigned char *p, int off, int64_t v) { memcpy(p + off, &v, 8); }
+static void put32(unsigned char *p, int off, int32_t v) { memcpy(p + off, &v, 4); }
+
+static void fa2_adapter(void)
+{
+	uint32_t sizes[] = {472};
+	char name[] = "_ZN5flash24flash_fwd_splitkv_kernelI23Flash_fwd_kernel_traitsILi128ELi64ELi128ELi4ELb0ELb0EN7cutlass10bfloat16_tE19Flash_kernel_traitsILi128ELi64ELi128ELi4ES3_EELb0ELb0ELb0ELb0ELb1ELb0ELb1ELb0EEEvNS_16Flash_fwd_paramsE";
+	struct gsa_kernel k = {.name = name, .param_count = 1, .param_sizes = sizes};
+	CHECK(gsa_adapter_flash_attn2.match(&k), "FA2 split-KV kernel matched");
+	uint32_t wrong[] = {464};
+	struct gsa_kernel k2 = {.name = name, .param_count = 1, .param_sizes = wrong};
+	CHECK(!gsa_adapter_flash_attn2.match(&k2), "other struct size refused");
+	k.adapter = &gsa_adapter_flash_attn2;
+
+	/* A GQA-swapped decode as vLLM builds it: 8 sequences, 32/8 heads, D 128, block 16,
+	 * cache (2, 1000, 16, 8, 128). */
+	static unsigned char p[472];
+	memset(p, 0, sizeof p);
+	const int64_t D = 128, H = 8, B = 16, G = 4;
+	put64(p, 0, 0x7000000);                       /* q */
+	put64(p, 8, 0x100000000);                     /* k */
+	put64(p, 16, 0x100000000 + 1000 * B * H * D * 2); /* v */
+	put64(p, 24, H * D * G), put64(p, 48, H * D), put64(p, 72, D); /* q strides */
+	put64(p, 32, B * H * D), put64(p, 56, H * D), put64(p, 80, D);  /* k strides */
+	put32(p, 96, 8), put32(p, 100, 8), put32(p, 176, 8), put32(p, 180, 4), put32(p, 192, 128);
+	put64(p, 248, 0x5e);                          /* seqused_k */
+	put64(p, 352, 0xb7);                          /* block table */
+	put64(p, 360, 512);
+	put32(p, 368, 16);
+	put32(p, 388, -1), put32(p, 392, -1);
+	p[440] = 1, p[465] = 1;
+	unsigned char before[472];
+	memcpy(before, p, sizeof p);
+	void *params[1] = {p};
+	struct gsa_launch l = {.kernel = &k, .params = params};
+	selects = 0;
+	void **out = gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(selects, 1);
+	CHECK(last_att.num_seqs == 8 && last_att.num_q_heads == 32 && last_att.num_kv_heads == 8 &&
+		      last_att.head_size == 128 && last_att.block_size == 16 &&
+		      last_att.num_blocks == 1000 && last_att.dtype == 0,
+	      "decoded: seqs %d q heads %d kv heads %d blocks %lld", last_att.num_seqs,
+	      last_att.num_q_heads, last_att.num_kv_heads, (long long)last_att.num_blocks);
+	CHECK(last_att.q_stride_token == H * D * G && last_att.q_stride_kvhead == D &&
+		      last_att.q_stride_member == H * D,
+	      "GQA group folded into the query length");
+	CHECK(out != params && out[0] != p, "launch with a copy");
+	unsigned char *copy = out[0];
+	uint64_t v;
+	memcpy(&v, copy + 352, 8);
+	CHECK_EQ_U64(v, 0xb10c);
+	memcpy(&v, copy + 248, 8);
+	CHECK_EQ_U64(v, 0x1e45);
+	CHECK(memcmp(copy, before, 248) == 0 && memcmp(copy + 256, before + 256, 96) == 0 &&
+		      memcmp(copy + 360, before + 360, 472 - 360) == 0,
+	      "every other byte of the copy is the caller's");
+	CHECK(memcmp(p, before, sizeof p) == 0, "the caller's struct is untouched");
+
+	/* A sliding window makes attention position-dependent: dense. */
+	put32(p, 388, 4096);
+	selects = 0;
+	CHECK(gsa_hooks_dispatch(&l) == params && selects == 0, "sliding window runs dense");
+}
+
 int main(void)
 {
 	registry_and_dispatch();
 	solver();
 	triton_adapter();
+	fa2_adapter();
 	return check_report("test_hooks_registry");
 }

@@ -110,7 +110,8 @@ static void selection(int policy)
 				}
 
 	struct gsa_select_args a = {
-		.query = q, .q_stride_token = HQ * D, .q_stride_head = D,
+		.query = q, .q_stride_token = HQ * D, .q_stride_kvhead = (HQ / HKV) * D,
+		.q_stride_member = D,
 		.key_cache = kv, .k_stride_block = 2 * BS * HKV * D, .k_stride_token = HKV * D,
 		.k_stride_head = D,
 		.block_table = &table[0][0], .bt_stride = STRIDE, .seq_lens = lens,
