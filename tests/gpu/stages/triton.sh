@@ -3,12 +3,12 @@
 # .cache/vllm). Extra outputs go to $WORK/gsa and are bundled into $OUT/gsa-results.tar.gz.
 #
 # Knobs: GSA_RELEASES (default "0.10.1 0.33.0"), GSA_STAGES (default "introspect exact ratio1
-# graph needles"; "bench" is a bench stage), GSA_LAYOUT (default: the test's own default).
+# graph needles cref"; "bench" is a bench stage).
 
 GSA_T=$ROOT/tests/gpu/vllm/test_gsa.py
 GSA_W=$WORK/gsa
 GSA_RELEASES=${GSA_RELEASES:-"0.10.1 0.33.0"}
-GSA_STAGES=${GSA_STAGES:-"introspect exact ratio1 graph needles"}
+GSA_STAGES=${GSA_STAGES:-"introspect exact ratio1 graph needles cref"}
 
 gsa_wants() { case " $GSA_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -67,6 +67,10 @@ stage_gsa_triton() {
 				"$PY" "$GSA_T" needles --release "$r" --out "$GSA_W/recall-$r.jsonl"
 		fi
 	done
+	if gsa_wants cref; then
+		gsa_run "selection: C reference == Python reference" 180 0 \
+			"$PY" "$ROOT/tests/gpu/vllm/check_c_ref.py"
+	fi
 	local tr
 	for tr in "$GSA_W"/*.gsatrace; do
 		[ -e "$tr" ] || continue
