@@ -279,7 +279,7 @@ gsa_select(const gsa_select_args a)
 	__shared__ int hist[256];
 	__shared__ int warp_sums[32];
 	__shared__ uint32_t sh_prefix;
-	__shared__ int sh_remaining;
+	__shared__ int sh_remaining, sh_ties;
 
 	const int s = blockIdx.x;
 	const gsa_budget p = plan_sequence(a, s);
@@ -309,7 +309,7 @@ gsa_select(const gsa_select_args a)
 
 	// Radix select: the key of the want-th largest middle score, 8 bits per pass.
 	uint32_t prefix = 0, mask = 0;
-	int remaining = want;
+	int remaining = want, ties = 0;
 	for (int shift = 24; shift >= 0 && want > 0; shift -= 8) {
 		for (int i = threadIdx.x; i < 256; i += blockDim.x)
 			hist[i] = 0;
@@ -329,14 +329,18 @@ gsa_select(const gsa_select_args a)
 			}
 			sh_prefix = prefix | ((uint32_t)d << shift);
 			sh_remaining = remaining - cum;
+			sh_ties = hist[d]; /* after the last pass: how many keys equal the threshold */
 		}
 		__syncthreads();
 		prefix = sh_prefix;
 		remaining = sh_remaining;
+		ties = sh_ties;
 		mask |= 0xffu << shift;
 		__syncthreads();
 	}
 	// Now: keys > prefix are all taken; of the keys == prefix, the first `remaining` by index.
+	// Usually every tied key is taken (one key equals the threshold): no rank needed then.
+	const bool rank_ties = want > 0 && ties > remaining;
 
 	int kept_before = 0, ties_before = 0;
 	for (int base = 0; base < p.n; base += blockDim.x) {
@@ -345,8 +349,9 @@ gsa_select(const gsa_select_args a)
 		bool middle = in && b >= lo && b < hi;
 		uint32_t k = middle ? float_key(scores[b]) : 0;
 		bool tie = middle && want > 0 && k == prefix;
-		int tie_total;
-		int tie_rank = ties_before + block_exclusive_scan(tie, warp_sums, &tie_total);
+		int tie_total = 0, tie_rank = 0;
+		if (rank_ties)
+			tie_rank = ties_before + block_exclusive_scan(tie, warp_sums, &tie_total);
 		bool keep = in && (!middle || (want > 0 && (k > prefix || (tie && tie_rank < remaining))));
 		int kept_total;
 		int pos = kept_before + block_exclusive_scan(keep, warp_sums, &kept_total);

@@ -50,8 +50,10 @@ struct gsa_select_args {
 	int32_t record_blocks;      /* this layer's bitmaps go to the trace (GSA_TRACE_BLOCKS) */
 };
 
-/* Logical blocks scored by one CTA of the scoring kernel. */
-#define GSA_SCORE_CHUNK 64
+/* Logical blocks scored by one CTA of the scoring kernel: two per warp, so that a short
+ * batch still spreads over many SMs (each block is a chain of dependent loads: fingerprint,
+ * then representation), while the group-mean query each CTA recomputes stays cheap. */
+#define GSA_SCORE_CHUNK 16
 #define GSA_SCORE_THREADS 256
 #define GSA_SELECT_THREADS 1024
 

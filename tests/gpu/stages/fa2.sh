@@ -1,11 +1,11 @@
 # GSA on vLLM's own FlashAttention-2 split-KV kernels (sourced by tests/gpu/run.sh).
 # Needs .cache/fa2 (tests/gpu/fetch_fa2.sh, run where there is network; carry .cache/fa2).
-# Uses gsa_run / gsa_bundle from triton.sh. Knob: FA2_STAGES (default "selftest exact ratio1";
+# Uses gsa_run / gsa_bundle from triton.sh. Knob: GPU_FA2_STAGES (default "selftest exact ratio1";
 # "bench" runs in the bench stage).
 
 FA2_T=$ROOT/tests/gpu/fa2/test_gsa_fa2.py
-FA2_STAGES=${FA2_STAGES:-"selftest exact ratio1"}
-fa2_wants() { case " $FA2_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+GPU_FA2_STAGES=${GPU_FA2_STAGES:-"selftest exact ratio1"}
+fa2_wants() { case " $GPU_FA2_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 stage_gsa_fa2() {
 	section "GSA on vLLM FlashAttention-2 split-KV"

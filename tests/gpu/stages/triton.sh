@@ -2,15 +2,15 @@
 # Needs .cache/vllm/<release> (tests/gpu/fetch_vllm.sh, run where there is network, then carry
 # .cache/vllm). Extra outputs go to $WORK/gsa and are bundled into $OUT/gsa-results.tar.gz.
 #
-# Knobs: GSA_RELEASES (default "0.10.1 0.33.0"), GSA_STAGES (default "introspect exact ratio1
+# Knobs: GPU_GSA_RELEASES (default "0.10.1 0.33.0"), GPU_GSA_STAGES (default "introspect exact ratio1
 # graph needles cref"; "bench" is a bench stage).
 
 GSA_T=$ROOT/tests/gpu/vllm/test_gsa.py
 GSA_W=$WORK/gsa
-GSA_RELEASES=${GSA_RELEASES:-"0.10.1 0.33.0"}
-GSA_STAGES=${GSA_STAGES:-"introspect exact ratio1 graph needles cref"}
+GPU_GSA_RELEASES=${GPU_GSA_RELEASES:-"0.10.1 0.33.0"}
+GPU_GSA_STAGES=${GPU_GSA_STAGES:-"introspect exact ratio1 graph needles cref"}
 
-gsa_wants() { case " $GSA_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+gsa_wants() { case " $GPU_GSA_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # gsa_run NAME CAP EXPECT CMD...: one step whose exit status must be EXPECT (0 or 1).
 gsa_run() {
@@ -34,7 +34,7 @@ stage_gsa_triton() {
 	section "GSA on vLLM Triton unified attention"
 	mkdir -p "$GSA_W"
 	local r
-	for r in $GSA_RELEASES; do
+	for r in $GPU_GSA_RELEASES; do
 		if [ ! -d "$ROOT/.cache/vllm/$r" ]; then
 			fail "triton $r: vLLM files present" ".cache/vllm/$r missing (run tests/gpu/fetch_vllm.sh and carry .cache/vllm)"
 			continue
@@ -85,7 +85,7 @@ stage_gsa_bench() {
 	section "GSA decode attention benchmark (Triton)"
 	mkdir -p "$GSA_W"
 	local r
-	for r in $GSA_RELEASES; do
+	for r in $GPU_GSA_RELEASES; do
 		gsa_run "triton $r: bench without the library" 300 0 \
 			"$PY" "$GSA_T" bench --release "$r" --out "$GSA_W/bench-nolib-$r.jsonl"
 		gsa_run "triton $r: bench with the library" 300 0 env LD_PRELOAD="$LIB" GSA_RATIO=0.3 \
