@@ -16,6 +16,11 @@
  *  - Strings keep their bytes as they are; an embedded NUL ends the C string early.
  *  - Payload bytes beyond the known fields are ignored (minor versions append fields); a
  *    payload shorter than its known fields is a corrupt record.
+ *  - ATTENTION records count per kernel id (attached to the kernel at the end, a placeholder
+ *    kernel as for COUNTS when it has no KERNEL record) and per layer; SELECT records per
+ *    layer; BLOCKS records per layer and, for the churn, against the previous BLOCKS record
+ *    of the same (layer, sequence index) in file order. A BLOCKS record whose bitmap_bits is
+ *    larger than its total is corrupt. The caps on what these keep are in trace_gsa.c.
  */
 
 #include <errno.h>
@@ -107,9 +112,17 @@ static int read_header(struct gsa_tr_reader *r, uint64_t *first)
 	return 0;
 }
 
+#define PROGRESS_EVERY (1u << 20)
+
 static int read_records(struct gsa_tr_reader *r, uint64_t off)
 {
+	const struct gsa_tr_visitor *v = r->v;
+	uint64_t next_progress = PROGRESS_EVERY;
 	for (;;) {
+		if (v && v->progress && off >= next_progress) {
+			v->progress(v->ctx, off);
+			next_progress = off + PROGRESS_EVERY;
+		}
 		uint8_t h[GSA_TRACE_RECORD_HEADER_SIZE];
 		errno = 0;
 		size_t got = fread(h, 1, sizeof(h), r->f);
@@ -137,10 +150,20 @@ static int read_records(struct gsa_tr_reader *r, uint64_t off)
 			return gsa_tr_fail(r, "truncated record at byte %" PRIu64 " (type %u, needs "
 					   "%" PRIu32 " bytes, %zu left)", off, r->rec_type, len,
 					   got);
+		memset(&r->ev, 0, sizeof(r->ev));
+		r->ev.type = r->rec_type;
+		r->ev.offset = off;
 		off += sizeof(h) + len;
 		r->s->records++;
 		if (gsa_tr_decode(r, r->buf, len))
 			return -1;
+		if (v && v->record) {
+			int rc = v->record(v->ctx, r->s, &r->ev);
+			if (rc < 0)
+				return gsa_tr_fail(r, "stopped at byte %" PRIu64, r->rec_off);
+			if (rc > 0)
+				return 0;
+		}
 	}
 }
 
@@ -187,6 +210,8 @@ static int finish(struct gsa_tr_reader *r)
 		}
 		s->kernels[e->a].launches = r->snap[i].launches;
 	}
+	if (gsa_tr_gsa_finish(r))
+		return -1;
 	if (s->n_kernels)
 		qsort(s->kernels, s->n_kernels, sizeof(*s->kernels), by_id);
 	if (s->n_sites)
@@ -197,17 +222,19 @@ static int finish(struct gsa_tr_reader *r)
 	return 0;
 }
 
-int gsa_tr_read_stream(FILE *f, const char *name, struct gsa_tr_summary *out, char *err,
-		       size_t errlen)
+int gsa_tr_read_visit(FILE *f, const char *name, const struct gsa_tr_visitor *v,
+		      struct gsa_tr_summary *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
+	out->first_mono_ns = UINT64_MAX;
 	if (err && errlen)
 		err[0] = '\0';
 	struct gsa_tr_reader r = {.f = f, .name = name ? name : "(trace)", .err = err,
-				  .errlen = errlen, .s = out};
+				  .errlen = errlen, .s = out, .v = v};
 	uint64_t off = 0;
 	int ok = read_header(&r, &off) == 0 && read_records(&r, off) == 0 && finish(&r) == 0;
 	int rc = ok ? 0 : 1;
+	gsa_tr_gsa_release(&r);
 	u64_map_free(&r.kernel_ids);
 	u64_map_free(&r.site_ids);
 	u64_map_free(&r.live);
@@ -216,6 +243,12 @@ int gsa_tr_read_stream(FILE *f, const char *name, struct gsa_tr_summary *out, ch
 	if (rc)
 		gsa_tr_free(out);
 	return rc;
+}
+
+int gsa_tr_read_stream(FILE *f, const char *name, struct gsa_tr_summary *out, char *err,
+		       size_t errlen)
+{
+	return gsa_tr_read_visit(f, name, NULL, out, err, errlen);
 }
 
 int gsa_tr_read(const char *path, struct gsa_tr_summary *out, char *err, size_t errlen)

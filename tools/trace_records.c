@@ -1,6 +1,7 @@
 /* Decoding one record's payload into the summary (the rules for duplicates, snapshots and
- * allocations are listed in tools/trace_reader.c). Every variable-length part is checked
- * against the payload before anything is allocated for it. */
+ * allocations are listed in tools/trace_reader.c), and into the event a visitor sees. Every
+ * variable-length part is checked against the payload before anything is allocated for it.
+ * GSA's own records (ATTENTION, SELECT, BLOCKS) are in tools/trace_gsa.c. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,13 +13,12 @@
 static const char *type_name(unsigned t)
 {
 	static const char *const names[] = {"", "process", "config", "device", "kernel",
-					    "counts", "alloc", "free", "log", "dropped", "end"};
+					    "counts", "alloc", "free", "log", "dropped", "end",
+					    "attention", "select", "blocks"};
 	return t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
 }
 
-static int bad_record(struct gsa_tr_reader *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int bad_record(struct gsa_tr_reader *r, const char *fmt, ...)
+int gsa_tr_bad_record(struct gsa_tr_reader *r, const char *fmt, ...)
 {
 	char detail[200];
 	va_list ap;
@@ -27,6 +27,17 @@ static int bad_record(struct gsa_tr_reader *r, const char *fmt, ...)
 	va_end(ap);
 	return gsa_tr_fail(r, "bad %s record at byte %" PRIu64 ": %s", type_name(r->rec_type),
 			   r->rec_off, detail);
+}
+#define bad_record gsa_tr_bad_record
+
+void gsa_tr_note_time(struct gsa_tr_reader *r, uint64_t mono_ns)
+{
+	struct gsa_tr_summary *s = r->s;
+	r->ev.mono_ns = mono_ns;
+	if (mono_ns < s->first_mono_ns)
+		s->first_mono_ns = mono_ns;
+	if (mono_ns > s->last_mono_ns)
+		s->last_mono_ns = mono_ns;
 }
 
 /* ---- little-endian payload cursor; fixed fields are length-checked by need() first ---- */
@@ -133,6 +144,8 @@ static int rec_process(struct gsa_tr_reader *r, struct cursor *c)
 	s->ppid = ppid;
 	s->start_mono_ns = start;
 	s->have_process = 1;
+	r->ev.u.process.pid = pid;
+	r->ev.u.process.start_mono_ns = start;
 	return 0;
 }
 
@@ -252,7 +265,7 @@ static int rec_counts(struct gsa_tr_reader *r, struct cursor *c)
 {
 	if (need(r, c, 12))
 		return -1;
-	take64(c); /* mono_ns */
+	gsa_tr_note_time(r, take64(c));
 	uint32_t n = take32(c);
 	if ((uint64_t)n * 12 > c->left)
 		return bad_record(r, "%u counts need %" PRIu64 " bytes but only %zu payload bytes "
@@ -264,11 +277,15 @@ static int rec_counts(struct gsa_tr_reader *r, struct cursor *c)
 		r->snap = p;
 		r->snap_cap = n;
 	}
+	uint64_t sum = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		r->snap[i].id = take32(c);
 		r->snap[i].launches = take64(c);
+		sum += r->snap[i].launches;
 	}
 	r->n_snap = n;
+	r->ev.u.counts.n = n;
+	r->ev.u.counts.launches = sum;
 	return 0;
 }
 
@@ -300,9 +317,16 @@ static int rec_alloc(struct gsa_tr_reader *r, struct cursor *c)
 {
 	if (need(r, c, 48))
 		return -1;
-	take64(c); /* mono_ns */
+	gsa_tr_note_time(r, take64(c));
 	uint64_t ptr = take64(c), size = take64(c), hash = take64(c);
-	/* device, api, reserved and stream are not summarised */
+	/* device, api, reserved and stream are not summarised, only passed to a visitor */
+	r->ev.u.alloc.ptr = ptr;
+	r->ev.u.alloc.size = size;
+	r->ev.u.alloc.callsite = hash;
+	r->ev.u.alloc.device = (int32_t)take32(c);
+	r->ev.u.alloc.api = take8(c);
+	take(c, 3);
+	r->ev.u.alloc.stream = take64(c);
 	struct gsa_tr_summary *s = r->s;
 	long site = site_index(r, hash);
 	if (site < 0)
@@ -333,9 +357,12 @@ static int rec_free(struct gsa_tr_reader *r, struct cursor *c)
 {
 	if (need(r, c, 24))
 		return -1;
-	take64(c); /* mono_ns */
+	gsa_tr_note_time(r, take64(c));
 	uint64_t ptr = take64(c);
 	/* api and known are not needed: the live set says whether ptr was allocated. */
+	r->ev.u.free.ptr = ptr;
+	r->ev.u.free.api = take8(c);
+	r->ev.u.free.known = take8(c);
 	struct gsa_tr_summary *s = r->s;
 	s->frees++;
 	struct u64_map_entry *e = u64_map_get(&r->live, ptr);
@@ -355,13 +382,19 @@ static int rec_log(struct gsa_tr_reader *r, struct cursor *c)
 		return -1;
 	struct gsa_tr_log l = {0};
 	l.mono_ns = take64(c);
+	gsa_tr_note_time(r, l.mono_ns);
 	l.level = take8(c);
 	take(c, 3); /* reserved */
 	l.code = take32(c);
 	struct gsa_tr_summary *s = r->s;
 	int keep = s->n_logs < GSA_TR_MAX_LOGS;
+	const uint8_t *before = c->p;
 	if (take_str(r, c, "log message", keep ? &l.message : NULL))
 		return -1;
+	r->ev.u.log.level = l.level;
+	r->ev.u.log.code = l.code;
+	r->ev.u.log.message = (const char *)before + 2;
+	r->ev.u.log.len = (size_t)(c->p - before) - 2;
 	if (keep) {
 		void *p = grow(s->logs, &r->logs_cap, s->n_logs, sizeof(*s->logs));
 		if (!p) {
@@ -374,6 +407,7 @@ static int rec_log(struct gsa_tr_reader *r, struct cursor *c)
 	s->logs_total++;
 	s->log_errors += l.level == 0;
 	s->log_warnings += l.level == 1;
+	s->fail_open_logs += l.code == GSA_TR_CODE_FAIL_OPEN;
 	return 0;
 }
 
@@ -381,8 +415,9 @@ static int rec_dropped(struct gsa_tr_reader *r, struct cursor *c)
 {
 	if (need(r, c, 16))
 		return -1;
-	take64(c); /* mono_ns */
-	r->s->dropped_bytes += take64(c);
+	gsa_tr_note_time(r, take64(c));
+	r->ev.u.dropped.bytes = take64(c);
+	r->s->dropped_bytes += r->ev.u.dropped.bytes;
 	return 0;
 }
 
@@ -390,6 +425,7 @@ static int rec_end(struct gsa_tr_reader *r, struct cursor *c)
 {
 	if (need(r, c, 8))
 		return -1;
+	gsa_tr_note_time(r, take64(c));
 	r->s->ended_cleanly = 1;
 	return 0;
 }
@@ -408,6 +444,9 @@ int gsa_tr_decode(struct gsa_tr_reader *r, const uint8_t *payload, size_t len)
 	case GSA_REC_LOG: return rec_log(r, c);
 	case GSA_REC_DROPPED: return rec_dropped(r, c);
 	case GSA_REC_END: return rec_end(r, c);
+	case GSA_REC_ATTENTION: return gsa_tr_rec_attention(r, payload, len);
+	case GSA_REC_SELECT: return gsa_tr_rec_select(r, payload, len);
+	case GSA_REC_BLOCKS: return gsa_tr_rec_blocks(r, payload, len);
 	default:
 		r->s->unknown_records++; /* newer minor version: its length lets us skip it */
 		return 0;

@@ -23,7 +23,7 @@
 
 static char tu_tmpdir[1024];
 
-static void tu_init_tmpdir(const char *tag)
+static __attribute__((unused)) void tu_init_tmpdir(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
 	snprintf(tu_tmpdir, sizeof(tu_tmpdir), "%s/%s.XXXXXX", base && *base ? base : "/tmp", tag);
@@ -33,7 +33,7 @@ static void tu_init_tmpdir(const char *tag)
 	}
 }
 
-static const char *tu_path(const char *name)
+static __attribute__((unused)) const char *tu_path(const char *name)
 {
 	static char path[16][1400];
 	static int next;
@@ -42,7 +42,7 @@ static const char *tu_path(const char *name)
 	return p;
 }
 
-static void tu_remove_tmpdir(void)
+static __attribute__((unused)) void tu_remove_tmpdir(void)
 {
 	DIR *d = opendir(tu_tmpdir);
 	struct dirent *e;
@@ -54,7 +54,7 @@ static void tu_remove_tmpdir(void)
 	rmdir(tu_tmpdir);
 }
 
-static const char *tu_write_file(const char *name, const void *data, size_t n)
+static __attribute__((unused)) const char *tu_write_file(const char *name, const void *data, size_t n)
 {
 	const char *path = tu_path(name);
 	FILE *f = fopen(path, "wb");
@@ -66,7 +66,7 @@ static const char *tu_write_file(const char *name, const void *data, size_t n)
 }
 
 /* The whole file, NUL-terminated (*n without the NUL), or NULL. */
-static char *tu_read_file(const char *path, size_t *n)
+static __attribute__((unused)) char *tu_read_file(const char *path, size_t *n)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -93,14 +93,14 @@ static char *tu_read_file(const char *path, size_t *n)
 	return b;
 }
 
-static int tu_exists(const char *path)
+static __attribute__((unused)) int tu_exists(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0;
 }
 
 /* Files in the temporary directory whose name contains part. */
-static int tu_count_files(const char *part)
+static __attribute__((unused)) int tu_count_files(const char *part)
 {
 	int n = 0;
 	DIR *d = opendir(tu_tmpdir);
@@ -114,7 +114,7 @@ static int tu_count_files(const char *part)
 
 /* ---- running the tool ---- */
 
-static const char *tu_tool(void)
+static __attribute__((unused)) const char *tu_tool(void)
 {
 	const char *t = getenv("GSA_TRACE_TOOL");
 	return t && *t ? t : "build/gsa-trace";
@@ -128,7 +128,7 @@ struct tu_run {
 	long maxrss_kb;  /* its peak resident set */
 };
 
-static void tu_run_free(struct tu_run *r)
+static __attribute__((unused)) void tu_run_free(struct tu_run *r)
 {
 	free(r->out);
 	free(r->err);
@@ -137,7 +137,7 @@ static void tu_run_free(struct tu_run *r)
 
 /* Runs the tool with args (NULL-terminated array), stdin from in_path (or /dev/null),
  * env: NULL or "NAME=VALUE" strings, NULL-terminated. */
-static int tu_run_argv(struct tu_run *r, const char *in_path, const char *const *env,
+static __attribute__((unused)) int tu_run_argv(struct tu_run *r, const char *in_path, const char *const *env,
 		       const char *const *args)
 {
 	static int serial;
@@ -194,7 +194,7 @@ static int tu_run_argv(struct tu_run *r, const char *in_path, const char *const 
 }
 
 /* Same with the arguments inline: tu_run(&r, in, env, "summary", path, NULL). */
-static int tu_run(struct tu_run *r, const char *in_path, const char *const *env, ...)
+static __attribute__((unused)) int tu_run(struct tu_run *r, const char *in_path, const char *const *env, ...)
 {
 	const char *args[60];
 	int n = 0;
@@ -208,7 +208,7 @@ static int tu_run(struct tu_run *r, const char *in_path, const char *const *env,
 }
 
 /* Lines in s. */
-static int tu_lines(const char *s)
+static __attribute__((unused)) int tu_lines(const char *s)
 {
 	int n = 0;
 	for (; *s; s++)
@@ -217,7 +217,7 @@ static int tu_lines(const char *s)
 }
 
 /* The line of s that starts with prefix (a pointer into s), or NULL. */
-static const char *tu_line_starting(const char *s, const char *prefix)
+static __attribute__((unused)) const char *tu_line_starting(const char *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	for (const char *p = s; p && *p;) {
@@ -231,7 +231,7 @@ static const char *tu_line_starting(const char *s, const char *prefix)
 }
 
 /* A copy of the line at p, without its newline. */
-static char *tu_line_copy(const char *p)
+static __attribute__((unused)) char *tu_line_copy(const char *p)
 {
 	if (!p)
 		return strdup("");
@@ -243,7 +243,7 @@ static char *tu_line_copy(const char *p)
 }
 
 /* Whether a program is installed (command -v). */
-static int tu_have(const char *program)
+static __attribute__((unused)) int tu_have(const char *program)
 {
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
@@ -271,20 +271,20 @@ struct tu_jparser {
 	int depth;
 };
 
-static int tj_fail(struct tu_jparser *p, const char *what)
+static __attribute__((unused)) int tj_fail(struct tu_jparser *p, const char *what)
 {
 	if (p->err && !p->err[0])
 		snprintf(p->err, p->errlen, "%s at offset %ld", what, (long)(p->s - p->base));
 	return -1;
 }
 
-static void tj_ws(struct tu_jparser *p)
+static __attribute__((unused)) void tj_ws(struct tu_jparser *p)
 {
 	while (p->s < p->end && (*p->s == ' ' || *p->s == '\t' || *p->s == '\n' || *p->s == '\r'))
 		p->s++;
 }
 
-static void tu_json_free(struct tu_json *v)
+static __attribute__((unused)) void tu_json_free(struct tu_json *v)
 {
 	if (!v)
 		return;
@@ -299,7 +299,7 @@ static void tu_json_free(struct tu_json *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int tj_hex4(struct tu_jparser *p, unsigned *out)
+static __attribute__((unused)) int tj_hex4(struct tu_jparser *p, unsigned *out)
 {
 	if (p->end - p->s < 4)
 		return tj_fail(p, "short \\u escape");
@@ -321,7 +321,7 @@ static int tj_hex4(struct tu_jparser *p, unsigned *out)
 }
 
 /* UTF-8 encode cp into b; returns the length. */
-static int tj_utf8(unsigned cp, char *b)
+static __attribute__((unused)) int tj_utf8(unsigned cp, char *b)
 {
 	if (cp < 0x80) {
 		b[0] = (char)cp;
@@ -346,7 +346,7 @@ static int tj_utf8(unsigned cp, char *b)
 }
 
 /* Validates raw UTF-8 at s (at most left bytes): its length, or 0. */
-static size_t tj_utf8_len(const unsigned char *s, size_t left)
+static __attribute__((unused)) size_t tj_utf8_len(const unsigned char *s, size_t left)
 {
 	if (s[0] < 0x80)
 		return 1;
@@ -365,7 +365,7 @@ static size_t tj_utf8_len(const unsigned char *s, size_t left)
 	return n;
 }
 
-static int tj_string(struct tu_jparser *p, char **out)
+static __attribute__((unused)) int tj_string(struct tu_jparser *p, char **out)
 {
 	p->s++; /* the opening quote */
 	size_t cap = 32, n = 0;
@@ -446,7 +446,7 @@ static int tj_string(struct tu_jparser *p, char **out)
 	return 0;
 }
 
-static int tj_number(struct tu_jparser *p, double *out)
+static __attribute__((unused)) int tj_number(struct tu_jparser *p, double *out)
 {
 	const char *start = p->s;
 	if (p->s < p->end && *p->s == '-')
@@ -489,7 +489,7 @@ static int tj_number(struct tu_jparser *p, double *out)
 
 static int tj_value(struct tu_jparser *p, struct tu_json *v);
 
-static int tj_push(struct tu_json *v, char *key, struct tu_json *item)
+static __attribute__((unused)) int tj_push(struct tu_json *v, char *key, struct tu_json *item)
 {
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 8;
@@ -504,7 +504,7 @@ static int tj_push(struct tu_json *v, char *key, struct tu_json *item)
 	return 0;
 }
 
-static int tj_container(struct tu_jparser *p, struct tu_json *v, char close)
+static __attribute__((unused)) int tj_container(struct tu_jparser *p, struct tu_json *v, char close)
 {
 	if (++p->depth > 200)
 		return tj_fail(p, "too deep");
@@ -551,7 +551,7 @@ static int tj_container(struct tu_jparser *p, struct tu_json *v, char close)
 	}
 }
 
-static int tj_value(struct tu_jparser *p, struct tu_json *v)
+static __attribute__((unused)) int tj_value(struct tu_jparser *p, struct tu_json *v)
 {
 	tj_ws(p);
 	if (p->s >= p->end)
@@ -589,7 +589,7 @@ static int tj_value(struct tu_jparser *p, struct tu_json *v)
 }
 
 /* Parses the whole text; 0, or -1 with a reason in err. */
-static int tu_json_parse(const char *s, size_t len, struct tu_json *out, char *err, size_t errlen)
+static __attribute__((unused)) int tu_json_parse(const char *s, size_t len, struct tu_json *out, char *err, size_t errlen)
 {
 	struct tu_jparser p = {s, s + len, s, err, errlen, 0};
 	if (err && errlen)
@@ -607,7 +607,7 @@ static int tu_json_parse(const char *s, size_t len, struct tu_json *out, char *e
 	return 0;
 }
 
-static const struct tu_json *tu_json_get(const struct tu_json *o, const char *key)
+static __attribute__((unused)) const struct tu_json *tu_json_get(const struct tu_json *o, const char *key)
 {
 	if (!o || o->t != TJ_OBJ)
 		return NULL;
@@ -617,13 +617,13 @@ static const struct tu_json *tu_json_get(const struct tu_json *o, const char *ke
 	return NULL;
 }
 
-static const char *tu_json_str(const struct tu_json *o, const char *key)
+static __attribute__((unused)) const char *tu_json_str(const struct tu_json *o, const char *key)
 {
 	const struct tu_json *v = tu_json_get(o, key);
 	return v && v->t == TJ_STR ? v->str : NULL;
 }
 
-static double tu_json_num(const struct tu_json *o, const char *key, double dflt)
+static __attribute__((unused)) double tu_json_num(const struct tu_json *o, const char *key, double dflt)
 {
 	const struct tu_json *v = tu_json_get(o, key);
 	return v && v->t == TJ_NUM ? v->num : dflt;
@@ -647,14 +647,14 @@ struct tu_xml_cb {
 	void (*on_end)(void *ctx, const char *name, int depth);
 };
 
-static int tx_name_char(char c, int first)
+static __attribute__((unused)) int tx_name_char(char c, int first)
 {
 	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':')
 		return 1;
 	return !first && ((c >= '0' && c <= '9') || c == '-' || c == '.');
 }
 
-static int tx_name(const char **s, const char *end, char *out, size_t cap)
+static __attribute__((unused)) int tx_name(const char **s, const char *end, char *out, size_t cap)
 {
 	size_t n = 0;
 	if (*s >= end || !tx_name_char(**s, 1))
@@ -669,7 +669,7 @@ static int tx_name(const char **s, const char *end, char *out, size_t cap)
 }
 
 /* A reference after '&': one of the five entities or a character reference. */
-static int tx_reference(const char **s, const char *end)
+static __attribute__((unused)) int tx_reference(const char **s, const char *end)
 {
 	static const char *const ents[] = {"amp;", "lt;", "gt;", "quot;", "apos;"};
 	for (int i = 0; i < 5; i++) {
@@ -698,14 +698,14 @@ static int tx_reference(const char **s, const char *end)
 	return -1;
 }
 
-static void tx_ws(const char **s, const char *end)
+static __attribute__((unused)) void tx_ws(const char **s, const char *end)
 {
 	while (*s < end && (**s == ' ' || **s == '\t' || **s == '\n' || **s == '\r'))
 		(*s)++;
 }
 
 /* Checks that the document is well-formed; 0, or -1 with a reason in err. */
-static int tu_xml_check(const char *doc, size_t len, const struct tu_xml_cb *cb, char *err,
+static __attribute__((unused)) int tu_xml_check(const char *doc, size_t len, const struct tu_xml_cb *cb, char *err,
 			size_t errlen)
 {
 	const char *s = doc, *end = doc + len;
@@ -841,7 +841,7 @@ static int tu_xml_check(const char *doc, size_t len, const struct tu_xml_cb *cb,
 	return 0;
 }
 
-static const char *tu_xml_attr(const struct tu_xml_attr *a, int n, const char *name)
+static __attribute__((unused)) const char *tu_xml_attr(const struct tu_xml_attr *a, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
 		if (strcmp(a[i].name, name) == 0)
