@@ -110,29 +110,50 @@ __device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
 	}
 }
 
-__device__ float score_block(const gsa_select_args &a, int64_t phys, const float *qbar, int lane)
+// Scores GSA_WARP_BLOCKS blocks at once (a warp), their loads in flight together; a block
+// with phys < 0 scores nothing. Every lane gets every score.
+__device__ void score_blocks(const gsa_select_args &a, const int64_t *phys, const float *qbar,
+			     int lane, float *score)
 {
-	int row = a.num_kv_heads * a.head_size;
-	const uint16_t *r = a.repr + phys * (int64_t)row * (a.policy == GSA_POLICY_QUEST ? 2 : 1);
-	float s = 0.f;
+	const int row = a.num_kv_heads * a.head_size;
+	const int per = a.policy == GSA_POLICY_QUEST ? 2 : 1;
+	float acc[GSA_WARP_BLOCKS];
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
+		acc[i] = 0.f;
 	for (int c = lane * 8; c < row; c += 32 * 8) {
-		uint4 v = *(const uint4 *)(r + c);
-		const uint16_t *e = (const uint16_t *)&v;
-		if (a.policy == GSA_POLICY_QUEST) {
-			uint4 v2 = *(const uint4 *)(r + row + c);
-			const uint16_t *e2 = (const uint16_t *)&v2;
-			for (int i = 0; i < 8; i++) {
-				float q = qbar[c + i];
-				s += fmaxf(q * to_f32(e[i], a.dtype), q * to_f32(e2[i], a.dtype));
+		uint4 v[GSA_WARP_BLOCKS], w[GSA_WARP_BLOCKS];
+#pragma unroll
+		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+			const uint16_t *r = a.repr + (phys[i] < 0 ? 0 : phys[i]) * (int64_t)row * per;
+			v[i] = phys[i] < 0 ? make_uint4(0, 0, 0, 0) : *(const uint4 *)(r + c);
+			w[i] = (phys[i] < 0 || per == 1) ? make_uint4(0, 0, 0, 0)
+							  : *(const uint4 *)(r + row + c);
+		}
+		float qv[8];
+#pragma unroll
+		for (int k = 0; k < 8; k++)
+			qv[k] = qbar[c + k];
+#pragma unroll
+		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+			const uint16_t *e = (const uint16_t *)&v[i];
+			const uint16_t *e2 = (const uint16_t *)&w[i];
+#pragma unroll
+			for (int k = 0; k < 8; k++) {
+				if (per == 2)
+					acc[i] += fmaxf(qv[k] * to_f32(e[k], a.dtype), qv[k] * to_f32(e2[k], a.dtype));
+				else
+					acc[i] += qv[k] * to_f32(e[k], a.dtype);
 			}
-		} else {
-			for (int i = 0; i < 8; i++)
-				s += qbar[c + i] * to_f32(e[i], a.dtype);
 		}
 	}
-	for (int o = 16; o > 0; o >>= 1)
-		s += __shfl_xor_sync(0xffffffffu, s, o);
-	return s;
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+		float t = acc[i];
+		for (int o = 16; o > 0; o >>= 1)
+			t += __shfl_xor_sync(0xffffffffu, t, o);
+		score[i] = t;
+	}
 }
 
 // Order-preserving map of a float to an unsigned key (larger float, larger key).
@@ -162,42 +183,74 @@ gsa_score(const gsa_select_args a)
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
 		return;
 
-	// GQA-group mean query of this sequence's single query token.
+	// GQA-group mean query of this sequence's single query token: each thread takes eight
+	// channels of one KV head and loads them for every member of the group at once.
 	const int row = a.num_kv_heads * a.head_size;
 	const int group = a.num_q_heads / a.num_kv_heads;
 	const int token = a.query_start ? a.query_start[s] : s;
 	const uint16_t *q = (const uint16_t *)a.query + (int64_t)token * a.q_stride_token;
-	for (int c = threadIdx.x; c < row; c += blockDim.x) {
+	for (int c = threadIdx.x * 8; c < row; c += blockDim.x * 8) {
 		int h = c / a.head_size, d = c % a.head_size;
-		float sum = 0.f;
-		for (int j = 0; j < group; j++)
-			sum += to_f32(q[h * a.q_stride_kvhead + j * a.q_stride_member + d], a.dtype);
-		qbar[c] = sum / (float)group;
+		float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+		for (int j = 0; j < group; j++) {
+			uint4 v = *(const uint4 *)(q + h * a.q_stride_kvhead + j * a.q_stride_member + d);
+			const uint16_t *e = (const uint16_t *)&v;
+			for (int i = 0; i < 8; i++)
+				sum[i] += to_f32(e[i], a.dtype);
+		}
+		for (int i = 0; i < 8; i++)
+			qbar[c + i] = sum[i] / (float)group;
 	}
 	__syncthreads();
 
+	// Each warp takes GSA_WARP_BLOCKS consecutive blocks of the chunk and overlaps their
+	// loads: the table entries and fingerprints (one lane per block), then, once every
+	// representation is current, all their representation rows together.
 	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	const int warps = blockDim.x / 32;
 	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
-	for (int b = first + warp; b < first + GSA_SCORE_CHUNK && b < mid_end; b += warps) {
-		if (b < a.sink_blocks)
-			continue;
-		const int64_t phys = table[b];
-		float score = -3.0e38f;
-		if (phys >= 0 && phys < a.num_phys_blocks) {
-			uint64_t fp = block_fingerprint(a, phys);
-			if (a.fingerprints[phys] != fp) {
-				refresh_block(a, phys, lane);
-				__syncwarp();
-				__threadfence();  // representation visible before its fingerprint
-				if (lane == 0)
-					a.fingerprints[phys] = fp;
-				__syncwarp();
+	const int b0 = first + warp * GSA_WARP_BLOCKS;
+	int64_t my_phys = -1;
+	bool stale = false;
+	uint64_t my_fp = 0;
+	if (lane < GSA_WARP_BLOCKS) {
+		int b = b0 + lane;
+		if (b >= a.sink_blocks && b < mid_end) {
+			int64_t ph = table[b];
+			if (ph >= 0 && ph < a.num_phys_blocks) {
+				my_phys = ph;
+				my_fp = block_fingerprint(a, ph);
+				stale = a.fingerprints[ph] != my_fp;
 			}
-			score = score_block(a, phys, qbar, lane);
 		}
+	}
+	int64_t phys[GSA_WARP_BLOCKS];
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
+		phys[i] = __shfl_sync(0xffffffffu, my_phys, i);
+	unsigned stale_mask = __ballot_sync(0xffffffffu, stale);
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+		if (!(stale_mask >> i & 1))
+			continue;
+		uint64_t fp = __shfl_sync(0xffffffffu, my_fp, i);
+		refresh_block(a, phys[i], lane);
+		__syncwarp();
+		__threadfence();  // representation visible before its fingerprint
 		if (lane == 0)
-			a.scores[(int64_t)s * a.bt_stride + b] = score;
+			a.fingerprints[phys[i]] = fp;
+		__syncwarp();
+	}
+	float score[GSA_WARP_BLOCKS];
+	score_blocks(a, phys, qbar, lane, score);
+	if (lane < GSA_WARP_BLOCKS) {
+		int b = b0 + lane;
+		float mine = score[0];
+#pragma unroll
+		for (int i = 1; i < GSA_WARP_BLOCKS; i++)
+			if (lane == i)
+				mine = score[i];
+		if (b >= a.sink_blocks && b < mid_end)
+			a.scores[(int64_t)s * a.bt_stride + b] = my_phys >= 0 ? mine : -3.0e38f;
 	}
 }
 

@@ -89,6 +89,9 @@ static bool geometry_ok(const struct gsa_attention *a)
 	return a->block_size >= 1 && a->head_size % 8 == 0 && a->head_size <= 512 &&
 	       a->num_kv_heads >= 1 && row <= 4096 && a->num_q_heads % a->num_kv_heads == 0 &&
 	       a->k_stride_head % 8 == 0 && a->k_stride_token % 8 == 0 && a->kv_block_stride % 8 == 0 &&
+	       /* the kernels load keys and queries 16 bytes at a time */
+	       a->q_stride_token % 8 == 0 && a->q_stride_kvhead % 8 == 0 &&
+	       a->q_stride_member % 8 == 0 && a->query % 16 == 0 && a->key_cache % 16 == 0 &&
 	       (a->q_stride_head >= a->head_size || a->q_stride_member) && a->block_table_stride >= 1;
 }
 
@@ -116,15 +119,18 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		a->num_q_heads = atomic_load_explicit(&kv->num_q_heads, memory_order_relaxed);
 	if (!a->num_q_heads)
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_Q_HEADS);
+	if (!a->q_stride_kvhead) {
+		a->q_stride_kvhead = a->q_stride_head * (a->num_q_heads / a->num_kv_heads);
+		a->q_stride_member = a->q_stride_head;
+	}
 	if (!geometry_ok(a))
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_GEOMETRY);
 
 	struct gsa_select_args args = {
 		.query = (const void *)a->query,
 		.q_stride_token = a->q_stride_token,
-		.q_stride_kvhead = a->q_stride_kvhead ? a->q_stride_kvhead
-						       : a->q_stride_head * (a->num_q_heads / a->num_kv_heads),
-		.q_stride_member = a->q_stride_member ? a->q_stride_member : a->q_stride_head,
+		.q_stride_kvhead = a->q_stride_kvhead,
+		.q_stride_member = a->q_stride_member,
 		.key_cache = (const void *)a->key_cache,
 		.k_stride_block = kv->k_stride_block,
 		.k_stride_token = kv->k_stride_token,

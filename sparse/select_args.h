@@ -50,10 +50,11 @@ struct gsa_select_args {
 	int32_t record_blocks;      /* this layer's bitmaps go to the trace (GSA_TRACE_BLOCKS) */
 };
 
-/* Logical blocks scored by one CTA of the scoring kernel: two per warp, so that a short
- * batch still spreads over many SMs (each block is a chain of dependent loads: fingerprint,
- * then representation), while the group-mean query each CTA recomputes stays cheap. */
-#define GSA_SCORE_CHUNK 16
+/* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
+ * loads overlap (each block is a chain of dependent loads: table entry, fingerprint, then
+ * representation), while the group-mean query each CTA recomputes stays cheap. */
+#define GSA_WARP_BLOCKS 4
+#define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
 #define GSA_SELECT_THREADS 1024
 
