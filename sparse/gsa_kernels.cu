@@ -367,22 +367,46 @@ gsa_select(const gsa_select_args a)
 		for (int i = threadIdx.x; i < 256; i += blockDim.x)
 			hist[i] = 0;
 		__syncthreads();
-		for (int b = lo + threadIdx.x; b < hi; b += blockDim.x) {
-			uint32_t k = float_key(scores[b]);
-			if ((k & mask) == prefix)
-				atomicAdd(&hist[(k >> shift) & 0xff], 1);
+		for (int base = lo; base < hi; base += blockDim.x) {
+			const int b = base + threadIdx.x;
+			uint32_t k = b < hi ? float_key(scores[b]) : 0;
+			bool counted = b < hi && (k & mask) == prefix;
+			// Scores of one sequence share their top bits: aggregate equal digits per warp
+			// so that one lane adds for all of them (shared atomics on one bin serialise).
+			unsigned digit = counted ? (k >> shift) & 0xff : 0x100u + (threadIdx.x & 31);
+			unsigned same = __match_any_sync(0xffffffffu, digit);
+			if (counted && (threadIdx.x & 31) == __ffs(same) - 1)
+				atomicAdd(&hist[digit], __popc(same));
 		}
 		__syncthreads();
-		if (threadIdx.x == 0) {
-			int cum = 0, d = 255;
-			for (; d > 0; d--) {
-				if (cum + hist[d] >= remaining)
-					break;
-				cum += hist[d];
+		if (threadIdx.x < 32) {
+			// Warp 0 finds the digit holding the remaining-th largest key: each lane sums
+			// eight bins, a suffix scan over lanes (lane 31 has the top bins) finds the lane,
+			// then that lane walks its eight bins.
+			const int l = threadIdx.x;
+			int mine = 0;
+			for (int i = 0; i < 8; i++)
+				mine += hist[l * 8 + i];
+			int above = mine; // inclusive suffix sum: bins of lanes >= l
+			for (int o = 1; o < 32; o <<= 1) {
+				int v = __shfl_down_sync(0xffffffffu, above, o);
+				if (l + o < 32)
+					above += v;
 			}
-			sh_prefix = prefix | ((uint32_t)d << shift);
-			sh_remaining = remaining - cum;
-			sh_ties = hist[d]; /* after the last pass: how many keys equal the threshold */
+			int strictly_above = above - mine;
+			bool here = strictly_above < remaining && above >= remaining;
+			unsigned who = __ballot_sync(0xffffffffu, here);
+			if (who && l == __ffs(who) - 1) {
+				int cum = strictly_above, d = l * 8 + 7;
+				for (; d > l * 8; d--) {
+					if (cum + hist[d] >= remaining)
+						break;
+					cum += hist[d];
+				}
+				sh_prefix = prefix | ((uint32_t)d << shift);
+				sh_remaining = remaining - cum;
+				sh_ties = hist[d]; /* after the last pass: keys equal to the threshold */
+			}
 		}
 		__syncthreads();
 		prefix = sh_prefix;
