@@ -49,6 +49,8 @@ stage_gsa_triton() {
 				"$PY" "$GSA_T" exact --release "$r" --ratio 0.3
 			gsa_run "triton $r: exact at 0.3 (quest)" 240 0 env LD_PRELOAD="$LIB" GSA_RATIO=0.3 \
 				GSA_POLICY=quest "$PY" "$GSA_T" exact --release "$r" --ratio 0.3 --quick
+			gsa_run "triton $r: exact at 0.3 on the release's own KV layout" 240 0 env LD_PRELOAD="$LIB" \
+				GSA_RATIO=0.3 "$PY" "$GSA_T" exact --release "$r" --ratio 0.3 --quick --layout native
 			gsa_run "triton $r: the same check fails without the library" 180 1 \
 				"$PY" "$GSA_T" exact --release "$r" --ratio 0.3 --quick
 		fi
