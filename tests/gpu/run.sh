@@ -11,9 +11,11 @@
 # $OUT/gpu-test.log ($OUT defaults to build/gpu-results); work files go to build/gpu/.
 #
 # Knobs (environment): GPU_TEST_BUDGET_S (time budget of the whole run, default 420 s: steps
-# that would start after it are failed as not run), GPU_BENCH_ROUNDS (default 3),
-# GPU_BENCH_LAUNCHES (per configuration, default 100000), GPU_BENCH_TARGET_NS (default 50),
-# PYTHON (default python3), CUDA_HOME (default /usr/local/cuda).
+# that would start after it are failed as not run), GPU_BENCH_ROUNDS (benchmark processes
+# without and with the library, default 3 each), GPU_BENCH_LAUNCHES (per path and
+# configuration, default 100000), GPU_BENCH_BATCH (launches per timed batch, default 32),
+# GPU_BENCH_TARGET_NS (default 50), PYTHON (default python3), CUDA_HOME (default
+# /usr/local/cuda).
 #
 # Adding a stage: define a function that reports each check with pass/fail (helpers below:
 # run_step, py_check, pick_trace, trace_table) and append it to TEST_STAGES or BENCH_STAGES,
@@ -39,6 +41,7 @@ BUDGET_S=${GPU_TEST_BUDGET_S:-420}
 BENCH_ROUNDS=${GPU_BENCH_ROUNDS:-3}
 BENCH_LAUNCHES=${GPU_BENCH_LAUNCHES:-100000}
 BENCH_TARGET_NS=${GPU_BENCH_TARGET_NS:-50}
+BENCH_BATCH=${GPU_BENCH_BATCH:-32}
 SUMMARIES=$OUT_DIR/trace-summaries.txt
 
 # Python output straight to the log, and no __pycache__ in the work tree.
@@ -52,7 +55,7 @@ for arg in "$@"; do
 	--tests-only) MODE=tests ;;
 	--bench-only) MODE=bench ;;
 	-h | --help)
-		sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -564,59 +567,92 @@ stage_non_cuda() {
 
 # ---- benchmark
 
+# bench_run MODE ROUND: one benchmark run (off, preload or trace); appends to BENCH_SPECS and
+# BENCH_CARGS (check.py arguments). Status 1 when it failed.
+bench_run() {
+	local mode=$1 r=$2 f=$WORK/bench/$1.$2 rc
+	local -a cmd=()
+	case $mode in
+	off) cmd=("$WORK/launch_overhead") ;;
+	preload) cmd=(env LD_PRELOAD="$LIB" "$WORK/launch_overhead") ;;
+	trace) cmd=(env LD_PRELOAD="$LIB" GSA_TRACE="$WORK/bench/trace.$r.%p.gsatrace"
+		"$WORK/launch_overhead") ;;
+	esac
+	cmd+=("${BENCH_ARGS[@]}" --dump "$f.batches.tsv")
+	BENCH_CARGS+=(--command "$mode $r: $(printf '%q ' "${cmd[@]}")")
+	run_step 120 "$f.out" "$f.err" "${cmd[@]}"
+	rc=$?
+	show "$f.out" 24
+	show "$f.err" 10
+	if [ "$rc" -ne 0 ]; then
+		fail "bench: $mode run $r" "$(why "$f.out" "$f.err" "$rc")"
+		return 1
+	fi
+	BENCH_SPECS+=("$mode:$r=$f.out")
+	return 0
+}
+
+# The host time the library adds to a launch, measured inside each benchmark process: batches of
+# cuLaunchKernel through the PLT (the library's wrapper under LD_PRELOAD) alternate with batches
+# through libcuda.so.1's own entry point (tests/bench/launch_overhead.cu). Runs: per round one
+# without the library (the method's control: both paths are then the same function) and one
+# with it; then one with GSA_TRACE, whose trace must count every launch. Gates: the library
+# adds at most GPU_BENCH_TARGET_NS per driver launch (1 and 8 threads); the control's two
+# paths differ by at most as much. The runtime (<<<>>>) numbers are reported, not gated.
 stage_bench() {
-	local d=$WORK/bench bin=$WORK/launch_overhead r mode rc ok=1 f
-	section "benchmark: host cost of a pass-through launch"
+	local d=$WORK/bench r ok=1
+	section "benchmark: host cost of a pass-through launch (in one process, against libcuda's own cuLaunchKernel)"
 	if ! is_built launch_overhead; then
 		fail "bench: launch overhead" "not built (see the build step)"
 		return
 	fi
 	rm -rf "$d"
 	mkdir -p "$d"
-	local -a args=(--launches "$BENCH_LAUNCHES" --batch 256 --threads 1,8 --api driver,runtime)
-	local -a specs=() commands=()
 	[ "$BENCH_ROUNDS" -ge 1 ] 2>/dev/null || BENCH_ROUNDS=3
-	commands+=("off:     $(printf '%q ' "$bin" "${args[@]}")")
-	commands+=("preload: $(printf '%q ' env LD_PRELOAD="$LIB" "$bin" "${args[@]}")")
-	commands+=("trace:   $(printf '%q ' env LD_PRELOAD="$LIB" GSA_TRACE="$d/trace.<round>.%p.gsatrace" "$bin" "${args[@]}")")
-	for r in $(seq 1 "$BENCH_ROUNDS"); do
-		for mode in off preload trace; do
-			f=$d/$mode.$r
-			case $mode in
-			off) run_step 120 "$f.out" "$f.err" "$bin" "${args[@]}" ;;
-			preload) run_step 120 "$f.out" "$f.err" env LD_PRELOAD="$LIB" "$bin" "${args[@]}" ;;
-			trace) run_step 120 "$f.out" "$f.err" env LD_PRELOAD="$LIB" \
-				GSA_TRACE="$d/trace.$r.%p.gsatrace" "$bin" "${args[@]}" ;;
-			esac
-			rc=$?
-			show "$f.out" 12
-			show "$f.err" 10
-			if [ "$rc" -ne 0 ]; then
-				fail "bench: $mode run $r" "$(why "$f.out" "$f.err" "$rc")"
-				ok=0
-				break 2
-			fi
-			specs+=("$mode:$r=$f.out")
-		done
-	done
-	# A failed run ends the rounds; the rounds complete before it are still reported.
-	if printf '%s\n' "${specs[@]}" | grep -q '^off:' &&
-		printf '%s\n' "${specs[@]}" | grep -q '^preload:'; then
-		[ "$ok" = 1 ] || note "bench: reporting the rounds completed before the failed run"
-		local -a cargs=()
-		for f in "${commands[@]}"; do cargs+=(--command "$f"); done
-		py_check "bench: launch overhead within ${BENCH_TARGET_NS} ns per launch" \
-			bench-report --out-txt "$OUT_DIR/launch_overhead.txt" \
-			--out-jsonl "$OUT_DIR/launch_overhead.jsonl" --target-ns "$BENCH_TARGET_NS" \
-			--gpu "${GPU_NAME:-?}" --driver "${DRIVER_VERSION:-?}" --batch 256 \
-			"${cargs[@]}" "${specs[@]}"
+	BENCH_ARGS=(--launches "$BENCH_LAUNCHES" --batch "$BENCH_BATCH" --threads "1,8"
+		--api "driver,runtime")
+	BENCH_SPECS=()
+	BENCH_CARGS=()
+	# The benchmark's own .dynsym look-up against dlsym on the real driver (no library here).
+	run_step 60 "$d/selftest.out" "$d/selftest.err" "$WORK/launch_overhead" --selftest-elf libcuda.so.1
+	r=$?
+	show "$d/selftest.out" 12
+	show "$d/selftest.err" 5
+	if [ "$r" -eq 0 ] && grep -q '^PASS: ' "$d/selftest.out"; then
+		pass "bench: .dynsym look-up of libcuda.so.1 agrees with dlsym" "$(grep '^PASS: ' "$d/selftest.out" | head -n 1 | sed 's/^PASS: //')"
 	else
-		fail "bench: launch overhead within ${BENCH_TARGET_NS} ns per launch" "not measured: a benchmark run failed"
+		fail "bench: .dynsym look-up of libcuda.so.1 agrees with dlsym" "$(why "$d/selftest.out" "$d/selftest.err" "$r")"
+	fi
+	# Rounds of (without, with the library); a failed run ends the rounds. The traced run
+	# comes last and is made in any case (the trace-count check needs it).
+	for r in $(seq 1 "$BENCH_ROUNDS"); do
+		if ! bench_run off "$r" || ! bench_run preload "$r"; then
+			ok=0
+			break
+		fi
+	done
+	bench_run trace 1 || ok=0
+	[ "$ok" = 1 ] || note "bench: reporting the runs completed before the failed run"
+	if printf '%s\n' "${BENCH_SPECS[@]}" | grep -q '^preload:'; then
+		py_check "bench: driver launch adds at most ${BENCH_TARGET_NS} ns (1 and 8 threads, in-process vs libcuda's entry point)" \
+			bench-report --gate overhead --out-txt "$OUT_DIR/launch_overhead.txt" \
+			--out-jsonl "$OUT_DIR/launch_overhead.jsonl" --target-ns "$BENCH_TARGET_NS" \
+			--gpu "${GPU_NAME:-?}" --driver "${DRIVER_VERSION:-?}" \
+			"${BENCH_CARGS[@]}" "${BENCH_SPECS[@]}"
+	else
+		fail "bench: driver launch adds at most ${BENCH_TARGET_NS} ns (1 and 8 threads, in-process vs libcuda's entry point)" "not measured: no benchmark run with the library completed"
+	fi
+	if printf '%s\n' "${BENCH_SPECS[@]}" | grep -q '^off:'; then
+		py_check "bench: method control without the library (same function, paths within ${BENCH_TARGET_NS} ns)" \
+			bench-report --gate control --target-ns "$BENCH_TARGET_NS" \
+			--gpu "${GPU_NAME:-?}" --driver "${DRIVER_VERSION:-?}" "${BENCH_SPECS[@]}"
+	else
+		fail "bench: method control without the library (same function, paths within ${BENCH_TARGET_NS} ns)" "not measured: no benchmark run without the library completed"
 	fi
 	# The traced run must have counted every launch of all 8 threads.
 	local pid
 	if [ ! -s "$d/trace.1.out" ]; then
-		fail "bench: trace counts every launch (1 and 8 threads)" "the first traced run did not run"
+		fail "bench: trace counts every launch (1 and 8 threads)" "the traced run did not run"
 		return
 	fi
 	pid=$(sed -n 's/^pid=\([0-9][0-9]*\)$/\1/p' "$d/trace.1.out" | head -n 1)
