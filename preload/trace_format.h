@@ -18,7 +18,7 @@
 
 #define GSA_TRACE_MAGIC "GSATRACE"       /* 8 bytes, no NUL in the file */
 #define GSA_TRACE_MAJOR 1
-#define GSA_TRACE_MINOR 0
+#define GSA_TRACE_MINOR 1 /* 1: SELECT carries the selection's GPU time */
 #define GSA_TRACE_HEADER_SIZE 32
 #define GSA_TRACE_RECORD_HEADER_SIZE 8
 /* Upper bound on one payload: anything larger is a corrupt file, not a real record. */
@@ -71,7 +71,9 @@ enum gsa_trace_record_type {
 	GSA_REC_ATTENTION = 11,
 	/* u64 mono_ns (when read), u64 launch (per-context selection counter), u32 kernel_id,
 	 * i32 layer, u32 num_seqs, u32 n, then n times {u32 kept, u32 total} (blocks of the
-	 * first n sequences): what the GPU selected, also for CUDA-graph replays */
+	 * first n sequences): what the GPU selected, also for CUDA-graph replays;
+	 * since 1.1 then u64 gpu_start_ns, u64 select_ns: the GPU clock (%globaltimer) when the
+	 * selection started and how long its two kernels took */
 	GSA_REC_SELECT = 12,
 	/* u64 mono_ns (when read), u64 launch (as in SELECT), i32 layer, u32 seq (index in the
 	 * launch), u32 total (blocks of the sequence), u32 kept, u32 sink, u32 local,

@@ -50,6 +50,14 @@ __device__ __forceinline__ uint16_t from_f32(float f, int dtype)
 	return __bfloat16_as_ushort(__float2bfloat16_rn(f));
 }
 
+// The GPU's nanosecond clock (the same for every SM), for the selection's duration.
+__device__ __forceinline__ unsigned long long gpu_clock_ns()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
 __device__ __forceinline__ uint64_t mix64(uint64_t h, uint64_t v)
 {
 	h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
@@ -174,6 +182,7 @@ gsa_score(const gsa_select_args a)
 		// Number this launch for the statistics ring (gsa_select reads it next).
 		unsigned long long n = atomicAdd(&a.stats_dev->next, 1ull);
 		a.stats_dev->current = n;
+		a.stats_dev->start_ns[n % GSA_RING_SLOTS] = gpu_clock_ns();
 		a.stats_dev->done[n % GSA_RING_SLOTS] = 0;
 		a.stats_host->slots[n % GSA_RING_SLOTS].seq = 0;
 	}
@@ -298,6 +307,9 @@ __device__ void record_stats(const gsa_select_args &a, int s, const gsa_budget &
 		slot->layer = a.layer;
 		slot->kernel_id = a.kernel_id;
 		slot->num_seqs = (uint32_t)a.num_seqs;
+		unsigned long long t0 = a.stats_dev->start_ns[n % GSA_RING_SLOTS];
+		slot->gpu_start_ns = t0;
+		slot->select_ns = gpu_clock_ns() - t0;
 		__threadfence_system();
 		*(volatile uint64_t *)&slot->seq = n + 1;
 	}

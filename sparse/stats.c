@@ -142,6 +142,8 @@ static void poll_ring(struct gsa_stats *s)
 		gsa_put_u32(&e, num);
 		gsa_put_u32(&e, pairs);
 		gsa_put(&e, slot->kept_total, pairs * 8);
+		gsa_put_u64(&e, slot->gpu_start_ns);
+		gsa_put_u64(&e, slot->select_ns);
 		/* Still the same launch after the copy? Otherwise it was overwritten meanwhile. */
 		if (load_seq(slot) == seq && !e.failed) {
 			gsa_trace_emit(GSA_REC_SELECT, buf, e.n);

@@ -17,6 +17,7 @@ struct gsa_stats_slot {
 	uint32_t kernel_id;
 	uint32_t num_seqs;
 	uint32_t reserved;
+	uint64_t gpu_start_ns, select_ns; /* GPU clock at the start, duration of both kernels */
 	uint32_t kept_total[GSA_RING_SEQS][2];
 };
 
@@ -43,6 +44,7 @@ struct gsa_stats_host {      /* host-mapped */
 struct gsa_stats_dev {       /* device memory */
 	unsigned long long next;    /* launches so far */
 	unsigned long long current; /* the launch the selection kernel is finishing */
+	unsigned long long start_ns[GSA_RING_SLOTS]; /* when the scoring kernel started */
 	unsigned int done[GSA_RING_SLOTS];
 };
 

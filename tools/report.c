@@ -263,10 +263,19 @@ static void print_selection(FILE *o, const struct gsa_tr_summary *s)
 	if (s->layer_records_unattributed)
 		fprintf(o, "    (%" PRIu64 " records name more distinct layers than this reader keeps "
 			"apart: counted in the totals only)\n", s->layer_records_unattributed);
-	/* The trace has no GPU time of the selection kernels (nor of the attention they
-	 * precede): see tools/README-gsa-trace.md for what the library would have to record. */
-	fprintf(o, "selection time share: not recorded (the trace has no GPU time of the "
-		"selection kernels)\n");
+	if (!s->select_timed) {
+		fprintf(o, "selection time share: not recorded (the trace has no GPU time of the "
+			"selection kernels: format before 1.1, or no selection ran)\n");
+		return;
+	}
+	/* Selection GPU time over the GPU time elapsed from the first selection's start to the
+	 * last one's end: the share of the decode steps spent selecting. */
+	uint64_t span = s->select_gpu_last - s->select_gpu_first;
+	fprintf(o, "selection time share: %.1f%% of the GPU time from the first selection to the "
+		"last (%.1f us of selection kernels in %" PRIu64 " launches, %.1f us mean, over %.3f ms)\n",
+		span ? 100.0 * (double)s->select_gpu_ns / (double)span : 100.0,
+		(double)s->select_gpu_ns / 1e3, s->select_timed,
+		(double)s->select_gpu_ns / 1e3 / (double)s->select_timed, (double)span / 1e6);
 }
 
 static void print_failed_open(FILE *o, const struct gsa_tr_summary *s)

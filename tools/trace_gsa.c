@@ -152,6 +152,22 @@ int gsa_tr_rec_select(struct gsa_tr_reader *r, const uint8_t *p, size_t len)
 	r->ev.u.select.pairs = pairs;
 	r->ev.u.select.kept = kept;
 	r->ev.u.select.total = total;
+	r->ev.u.select.gpu_start_ns = r->ev.u.select.select_ns = 0;
+	if (len - SELECT_SIZE - (size_t)n * 8 >= 16) {
+		/* Format 1.1: the selection's GPU clock start and duration follow the pairs. */
+		uint64_t start = gsa_tr_le(pairs + 8 * (size_t)n, 8);
+		uint64_t dur = gsa_tr_le(pairs + 8 * (size_t)n + 8, 8);
+		r->ev.u.select.gpu_start_ns = start;
+		r->ev.u.select.select_ns = dur;
+		if (start && dur < (1ull << 40)) { /* a garbled duration is not summed */
+			if (!s->select_timed || start < s->select_gpu_first)
+				s->select_gpu_first = start;
+			if (!s->select_timed || start + dur > s->select_gpu_last)
+				s->select_gpu_last = start + dur;
+			s->select_timed++;
+			s->select_gpu_ns += dur;
+		}
+	}
 	s->select_records++;
 	s->select_seqs += n;
 	s->select_kept += kept;

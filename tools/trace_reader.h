@@ -108,6 +108,9 @@ struct gsa_tr_summary {
 	uint64_t attention_unattributed; /* beyond the cap on distinct kernel ids: totals only */
 	uint64_t select_records, select_seqs, select_kept, select_total;
 	uint64_t select_seqs_unlisted; /* sequences counted in num_seqs without a kept/total pair */
+	/* The selection's GPU time (SELECT records of format 1.1 on): records that carry it, their
+	 * summed select_ns, and the GPU clock span from the first start to the last end. */
+	uint64_t select_timed, select_gpu_ns, select_gpu_first, select_gpu_last;
 	uint64_t blocks_records;
 	struct gsa_tr_layer *layers; size_t n_layers;          /* sorted by layer */
 	uint64_t layer_records_unattributed; /* records of layers beyond the cap: totals only */
@@ -128,7 +131,8 @@ struct gsa_tr_event {
 			attention;
 		/* pairs: n times {u32 kept, u32 total}, little-endian (gsa_tr_select_pair) */
 		struct { uint64_t launch; uint32_t kernel_id; int32_t layer; uint32_t num_seqs, n;
-			 const uint8_t *pairs; uint64_t kept, total; } select;
+			 const uint8_t *pairs; uint64_t kept, total;
+			 uint64_t gpu_start_ns, select_ns; /* 0, 0 before format 1.1 */ } select;
 		/* bitmap: ceil(bits / 8) bytes, bit b (LSB first) set when block b was kept;
 		 * the reader guarantees bits <= total */
 		struct { uint64_t launch; int32_t layer; uint32_t seq, total, kept, sink, local, bits;

@@ -102,6 +102,31 @@ static void blocks_rec(struct tw *w, uint64_t t, int32_t layer, uint32_t seq, ui
 	tw_blocks(w, t, 7, layer, seq, total, kept, 1, 2, bits, bm);
 }
 
+/* Format 1.1 SELECT records carry the selection's GPU time: the summary sums it and spans
+ * the GPU clock from the first start to the last end; a garbled duration is not summed. */
+static void test_select_gpu_time(void)
+{
+	static const uint32_t p[] = {3, 10};
+	struct tw w = {0};
+	tw_header(&w, 5, 1);
+	tw_select(&w, 10, 1, 3, 0, 1, 1, p); /* 1.0 record: no time */
+	tw_select_timed(&w, 20, 2, 3, 0, 1, 1, p, 1000000, 4000);
+	tw_select_timed(&w, 30, 3, 3, 1, 1, 1, p, 1010000, 6000);
+	tw_select_timed(&w, 40, 4, 3, 0, 1, 1, p, 1020000, 1ull << 50); /* garbled */
+	tw_end_rec(&w, 50);
+	struct gsa_tr_summary s;
+	struct seen v = {0};
+	char err[512];
+	CHECK(read_mem(&w, &v, &s, err, sizeof(err)) == 0, "read: %s", err);
+	CHECK_EQ_U64(s.select_records, 4);
+	CHECK_EQ_U64(s.select_timed, 2);
+	CHECK_EQ_U64(s.select_gpu_ns, 10000);
+	CHECK_EQ_U64(s.select_gpu_first, 1000000);
+	CHECK_EQ_U64(s.select_gpu_last, 1016000);
+	gsa_tr_free(&s);
+	tw_free(&w);
+}
+
 static void test_decode_and_aggregate(void)
 {
 	static const uint32_t p0[] = {10, 40, 40, 40};
@@ -435,6 +460,7 @@ static void test_json_strings(void)
 
 int main(void)
 {
+	test_select_gpu_time();
 	test_decode_and_aggregate();
 	test_bad_records();
 	test_caps();

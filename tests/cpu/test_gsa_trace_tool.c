@@ -157,7 +157,7 @@ static int bit(const struct blk *b, uint32_t i)
 	return b->bitmap[i / 8] >> (i % 8) & 1;
 }
 
-/* The churn, block by block, as tools/README-gsa-trace.md defines it. */
+/* The churn, block by block, as README.md (gsa-trace layers) defines it. */
 static void expect_churn(void)
 {
 	for (size_t i = 0; i < E.n_blk; i++) {

@@ -343,7 +343,7 @@ static void test_round_trip(void)
 	int rc = read_bytes("ref.trace", &w, &s, err, sizeof(err));
 	CHECK(rc == 0, "read failed: %s", err);
 	CHECK_EQ_U64(s.major, 1);
-	CHECK_EQ_U64(s.minor, 0);
+	CHECK_EQ_U64(s.minor, GSA_TRACE_MINOR);
 	CHECK_EQ_U64(s.start_unix_ns, 1700000000123456789ull);
 	CHECK_EQ_U64(s.pid, 4242);
 	CHECK_EQ_U64(s.ppid, 4200);
@@ -822,8 +822,8 @@ static void test_tool_summary(void)
 	snprintf(args, sizeof(args), "summary '%s'", path);
 	int rc = run_tool(args, 0, &out);
 	CHECK(rc == 0, "summary exited %d:\n%s", rc, out);
-	snprintf(want, sizeof(want), "trace: %s (format 1.0, ENDED ABRUPTLY: counts are from the "
-		 "last snapshot)\n", path);
+	snprintf(want, sizeof(want), "trace: %s (format 1.%d, ENDED ABRUPTLY: counts are from the "
+		 "last snapshot)\n", path, GSA_TRACE_MINOR);
 	CHECK(strncmp(out, want, strlen(want)) == 0, "first line of:\n%s", out);
 	CHECK_CONTAINS(out, "\nprocess: pid 4242 (parent 4200), /usr/bin/python3, gsa-preload "
 		       "0.1.0, host myhost\n");
@@ -854,7 +854,8 @@ static void test_tool_summary(void)
 	snprintf(args, sizeof(args), "summary '%s' '%s'", path, clean);
 	rc = run_tool(args, 0, &out);
 	CHECK(rc == 0, "summary of two exited %d", rc);
-	snprintf(want, sizeof(want), "\n\ntrace: %s (format 1.0, ended cleanly)\n", clean);
+	snprintf(want, sizeof(want), "\n\ntrace: %s (format 1.%d, ended cleanly)\n", clean,
+		 GSA_TRACE_MINOR);
 	CHECK_CONTAINS(out, want);
 	CHECK_CONTAINS(out, "\n\nall files: 2 traces, 3 distinct kernel names, 24862 launches, "
 		       "18 unnamed launches\n"

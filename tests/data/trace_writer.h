@@ -251,6 +251,25 @@ static inline void tw_select(struct tw *w, uint64_t mono, uint64_t launch, uint3
 	tw_end(w);
 }
 
+/* Format 1.1: the same, then the selection's GPU clock start and duration. */
+static inline void tw_select_timed(struct tw *w, uint64_t mono, uint64_t launch,
+				   uint32_t kernel_id, int32_t layer, uint32_t num_seqs, uint32_t n,
+				   const uint32_t *kept_total, uint64_t gpu_start, uint64_t dur)
+{
+	tw_begin(w, GSA_REC_SELECT);
+	tw_u64(w, mono);
+	tw_u64(w, launch);
+	tw_u32(w, kernel_id);
+	tw_u32(w, (uint32_t)layer);
+	tw_u32(w, num_seqs);
+	tw_u32(w, n);
+	for (uint32_t i = 0; i < 2 * n; i++)
+		tw_u32(w, kept_total[i]);
+	tw_u64(w, gpu_start);
+	tw_u64(w, dur);
+	tw_end(w);
+}
+
 /* bitmap: ceil(bits / 8) bytes */
 static inline void tw_blocks(struct tw *w, uint64_t mono, uint64_t launch, int32_t layer,
 			     uint32_t seq, uint32_t total, uint32_t kept, uint32_t sink,
