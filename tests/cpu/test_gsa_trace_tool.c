@@ -307,7 +307,19 @@ static void check_summary_gsa(const char *out)
 			 "%8s\n", l->layer, l->launches, l->kept, l->total, ratio);
 		CHECK_CONTAINS(out, want);
 	}
-	CHECK_CONTAINS(out, "\nselection time share: not recorded");
+	if (!s->select_timed) {
+		CHECK_CONTAINS(out, "\nselection time share: not recorded");
+	} else {
+		/* format 1.1: the reader's sums, as the summary must print them */
+		uint64_t span = s->select_gpu_last - s->select_gpu_first;
+		snprintf(want, sizeof(want), "\nselection time share: %.1f%% of the GPU time from the "
+			 "first selection to the last (%.1f us of selection kernels in %" PRIu64
+			 " launches", span ? 100.0 * (double)s->select_gpu_ns / (double)span : 100.0,
+			 (double)s->select_gpu_ns / 1e3, s->select_timed);
+		CHECK_CONTAINS(out, want);
+		CHECK(s->select_timed <= s->select_records, "timed %" PRIu64 " of %" PRIu64,
+		      s->select_timed, s->select_records);
+	}
 	if (dense || E.n_fail_logs) {
 		snprintf(want, sizeof(want), "\nfailed open: %" PRIu64 " attention launches ran dense",
 			 dense);
