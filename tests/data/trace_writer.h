@@ -234,37 +234,37 @@ static inline void tw_attention(struct tw *w, uint64_t mono, uint32_t kernel_id,
 	tw_end(w);
 }
 
-/* kept_total: n pairs {kept, total} */
+/* The common part of a SELECT record; kept_total: n pairs {kept, total}. */
+static inline void tw_select_body(struct tw *w, uint64_t mono, uint64_t launch,
+				  uint32_t kernel_id, int32_t layer, uint32_t num_seqs, uint32_t n,
+				  const uint32_t *kept_total)
+{
+	tw_begin(w, GSA_REC_SELECT);
+	tw_u64(w, mono);
+	tw_u64(w, launch);
+	tw_u32(w, kernel_id);
+	tw_u32(w, (uint32_t)layer);
+	tw_u32(w, num_seqs);
+	tw_u32(w, n);
+	for (uint32_t i = 0; i < 2 * n; i++)
+		tw_u32(w, kept_total[i]);
+}
+
+/* Format 1.0. */
 static inline void tw_select(struct tw *w, uint64_t mono, uint64_t launch, uint32_t kernel_id,
 			     int32_t layer, uint32_t num_seqs, uint32_t n,
 			     const uint32_t *kept_total)
 {
-	tw_begin(w, GSA_REC_SELECT);
-	tw_u64(w, mono);
-	tw_u64(w, launch);
-	tw_u32(w, kernel_id);
-	tw_u32(w, (uint32_t)layer);
-	tw_u32(w, num_seqs);
-	tw_u32(w, n);
-	for (uint32_t i = 0; i < 2 * n; i++)
-		tw_u32(w, kept_total[i]);
+	tw_select_body(w, mono, launch, kernel_id, layer, num_seqs, n, kept_total);
 	tw_end(w);
 }
 
-/* Format 1.1: the same, then the selection's GPU clock start and duration. */
+/* Format 1.1: then the selection's GPU clock start and duration. */
 static inline void tw_select_timed(struct tw *w, uint64_t mono, uint64_t launch,
 				   uint32_t kernel_id, int32_t layer, uint32_t num_seqs, uint32_t n,
 				   const uint32_t *kept_total, uint64_t gpu_start, uint64_t dur)
 {
-	tw_begin(w, GSA_REC_SELECT);
-	tw_u64(w, mono);
-	tw_u64(w, launch);
-	tw_u32(w, kernel_id);
-	tw_u32(w, (uint32_t)layer);
-	tw_u32(w, num_seqs);
-	tw_u32(w, n);
-	for (uint32_t i = 0; i < 2 * n; i++)
-		tw_u32(w, kept_total[i]);
+	tw_select_body(w, mono, launch, kernel_id, layer, num_seqs, n, kept_total);
 	tw_u64(w, gpu_start);
 	tw_u64(w, dur);
 	tw_end(w);
