@@ -8,7 +8,7 @@
 GSA_T=$ROOT/tests/gpu/vllm/test_gsa.py
 GSA_W=$WORK/gsa
 GPU_GSA_RELEASES=${GPU_GSA_RELEASES:-"0.10.1 0.33.0"}
-GPU_GSA_STAGES=${GPU_GSA_STAGES:-"introspect exact ratio1 graph needles cref"}
+GPU_GSA_STAGES=${GPU_GSA_STAGES:-"introspect exact ratio1 graph reuse needles cref"}
 
 gsa_wants() { case " $GPU_GSA_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -63,6 +63,10 @@ stage_gsa_triton() {
 		if gsa_wants graph; then
 			gsa_run "triton $r: CUDA graph replay == eager" 180 0 env LD_PRELOAD="$LIB" GSA_RATIO=0.3 \
 				"$PY" "$GSA_T" graph --release "$r" --ratio 0.3
+		fi
+		if gsa_wants reuse; then
+			gsa_run "triton $r: reused blocks re-represented, capture-first runs dense" 240 0 \
+				env LD_PRELOAD="$LIB" GSA_RATIO=0.3 "$PY" "$GSA_T" reuse --release "$r" --ratio 0.3
 		fi
 		if gsa_wants needles; then
 			gsa_run "triton $r: needles and recall" 240 0 env LD_PRELOAD="$LIB" GSA_RATIO=0.3 \

@@ -822,6 +822,92 @@ def parse_list(s, conv=int):
     return [conv(x) for x in s.split(",") if x.strip()]
 
 
+# ---------------------------------------------------------------------------------------------
+# reuse: a physical block refilled with other content is never scored by its old contents;
+# a KV cache first seen during stream capture runs dense in the graph, sparse once prepared
+# ---------------------------------------------------------------------------------------------
+
+def cmd_reuse(args):
+    torch = need_cuda()
+    from gsa_ref import GsaParams, GsaRef
+    from paged import Decode, reference, rel_l2
+    rel = load_release(args)
+    params = GsaParams.from_env(ratio=args.ratio, policy=args.policy)
+    res = Results(f"vllm-reuse-{rel.version}")
+    banner("reuse", args, rel, params)
+    layout = layout_of(args, rel)
+    # Every scenario stays alive: a new cache must not land on a freed one's addresses,
+    # which the library would (correctly) treat as the same, already prepared cache.
+    alive = []
+    for B in args.block_sizes:
+        name = f"reuse-b4-16k-B{B}"
+        try:
+            sc = Decode([16384 + 7, 16384 + 100, 12000, 9000], B, layout=layout,
+                        seed=case_seed(args.seed, name))
+            alive.append(sc)
+            sc.run(rel)
+            sc.run(rel)  # representations of every block now exist in the library
+            torch.cuda.synchronize()
+            # Blocks freed and refilled by another sequence: a third of sequence 0's middle
+            # blocks get new keys and values, and two of them become needles, which only an
+            # up-to-date representation can find.
+            n0 = -(-sc.lens[0] // B)
+            g = torch.Generator().manual_seed(case_seed(args.seed, name + "/reuse"))
+            middle = list(range(params.sink_blocks, n0 - params.local_blocks))
+            pick = sorted(torch.randperm(len(middle), generator=g)[:len(middle) // 3].tolist())
+            reused = [middle[i] for i in pick]
+            for b in reused:
+                phys = int(sc.block_table[0, b].item())
+                sc.key_cache[phys].normal_(generator=sc.gen)
+                sc.value_cache[phys].normal_(generator=sc.gen)
+            needles = reused[:2]
+            sc.plant_needles(0, needles, alpha=args.needle_alpha)
+            ref = GsaRef(sc.key_cache, sc.block_table, sc.seq_lens, B, params)
+            sels = ref.select(sc.q)
+            amb = settle(sc, ref, sels, args.min_margin, perturb=True)
+            out = sc.run(rel).clone()
+            torch.cuda.synchronize()
+            res.check(all(b in sels[0].keep for b in needles),
+                      f"{name}: the reference keeps the needles planted in reused blocks",
+                      f"needles {needles}")
+            check_against_selection(res, f"{name}: output after reuse", sc, out, sels, params,
+                                    args.tol, amb, require_discriminating=False, ref_obj=ref)
+        except Exception as e:
+            res.error(name, e)
+
+        name = f"capture-first-B{B}"
+        try:
+            sc = Decode([16384 + 3, 9000], B, layout=layout, seed=case_seed(args.seed, name))
+            alive.append(sc)
+            # The kernel is compiled (earlier cases) but the library has never seen this KV
+            # cache: its first launch is inside a capture, where nothing may be allocated.
+            torch.cuda.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            out_g = torch.empty_like(sc.out)
+            with torch.cuda.graph(graph):
+                sc.run(rel, out=out_g)
+            graph.replay()
+            torch.cuda.synchronize()
+            dense = reference(sc.q, sc.key_cache, sc.value_cache, sc.block_table, sc.seq_lens,
+                              None, sc.scale)
+            e = max(rel_l2(out_g[s], dense[s]) for s in range(sc.num_seqs))
+            res.check(e < args.tol, f"{name}: first seen during capture runs dense in the graph",
+                      f"max relL2 vs dense {e:.2e}")
+            sc.run(rel)  # eager: the library prepares this cache now
+            torch.cuda.synchronize()
+            ref = GsaRef(sc.key_cache, sc.block_table, sc.seq_lens, B, params)
+            sels = ref.select(sc.q)
+            amb = settle(sc, ref, sels, args.min_margin, perturb=False)
+            out = sc.run(rel).clone()
+            torch.cuda.synchronize()
+            check_against_selection(res, f"{name}: sparse once seen eagerly", sc, out, sels,
+                                    params, args.tol, amb, require_discriminating=True,
+                                    ref_obj=ref)
+        except Exception as e:
+            res.error(name, e)
+    return res.finish()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -865,6 +951,10 @@ def main(argv=None):
     p = sub.add_parser("graph", help="CUDA graph replay == eager, with changing inputs")
     common(p)
     p.set_defaults(fn=cmd_graph)
+
+    p = sub.add_parser("reuse", help="refilled blocks re-represented; capture-first runs dense")
+    common(p)
+    p.set_defaults(fn=cmd_reuse)
 
     p = sub.add_parser("bench", help="decode attention time, full table and oracle table")
     common(p)
