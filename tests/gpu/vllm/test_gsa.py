@@ -884,8 +884,10 @@ def cmd_reuse(args):
             torch.cuda.synchronize()
             graph = torch.cuda.CUDAGraph()
             out_g = torch.empty_like(sc.out)
+            max_k = sc.max_seqlen_k()  # a host read: not allowed inside the capture
             with torch.cuda.graph(graph):
-                sc.run(rel, out=out_g)
+                rel.decode(sc.q, sc.key_cache, sc.value_cache, out_g, sc.cu_seqlens_q,
+                           sc.seq_lens, sc.block_table, max_k, sc.scale)
             graph.replay()
             torch.cuda.synchronize()
             dense = reference(sc.q, sc.key_cache, sc.value_cache, sc.block_table, sc.seq_lens,
