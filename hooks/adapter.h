@@ -34,7 +34,7 @@ enum gsa_launch_api { GSA_API_LAUNCH = 0, GSA_API_LAUNCH_EX = 1, GSA_API_LAUNCH_
 
 /* The common description of a paged-attention launch (filled by decode()). */
 struct gsa_attention {
-	CUdeviceptr query, key_cache, value_cache, output;
+	CUdeviceptr query, key_cache, value_cache;
 	CUdeviceptr block_table;       /* int32 [num_seqs, block_table_stride] */
 	CUdeviceptr seq_lens;          /* int32 [num_seqs] */
 	CUdeviceptr query_start_loc;   /* int32 [num_seqs + 1], 0 when the family has none */
@@ -52,14 +52,12 @@ struct gsa_attention {
 	 * between members of a group; 0 means group * q_stride_head and q_stride_head. */
 	int64_t q_stride_kvhead, q_stride_member;
 	int32_t dtype;                 /* enum gsa_kv_dtype when the launch says, else -1 */
-	bool decode_only;              /* every sequence has exactly one query token */
 };
 
 /* Where a rewritten launch takes its block table and lengths from instead. */
 struct gsa_rewrite {
 	CUdeviceptr block_table;
-	CUdeviceptr seq_lens;
-	int64_t block_table_stride;
+	CUdeviceptr seq_lens; /* the block table's stride is the caller's: shadows mirror it */
 };
 
 struct gsa_adapter {

@@ -18,6 +18,7 @@
 
 /* The shadow of this thread's last rewritten launch, for gsa_sparse_encode_failed(). */
 static __thread struct gsa_shadow *last_shadow;
+static __thread bool last_captured;
 
 typedef CUresult (*launch_fn)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
 			      unsigned, unsigned, CUstream, void **, void **);
@@ -59,7 +60,8 @@ static uint64_t mono_ns(void)
 }
 
 /* One ATTENTION record per decision when tracing (see trace_format.h). */
-static void trace_decision(const struct gsa_launch *l, int layer, int num_seqs, int reason)
+static void trace_decision(const struct gsa_launch *l, int layer, int num_seqs, int reason,
+			   bool captured)
 {
 	if (!gsa_tracing)
 		return;
@@ -69,17 +71,17 @@ static void trace_decision(const struct gsa_launch *l, int layer, int num_seqs, 
 		int32_t layer, num_seqs;
 		uint8_t reason, captured, reserved[2];
 	} __attribute__((packed)) r = {mono_ns(), l->kernel->id, layer, num_seqs, (uint8_t)reason,
-				       0, {0, 0}};
+				       (uint8_t)captured, {0, 0}};
 	gsa_trace_emit(GSA_REC_ATTENTION, &r, sizeof r);
 }
 
-static bool dense(const struct gsa_launch *l, int layer, int num_seqs, int why)
+static bool dense(const struct gsa_launch *l, int layer, int num_seqs, int why, bool captured)
 {
 	static atomic_uint logged; /* one message per reason */
 	if (!(atomic_fetch_or(&logged, 1u << why) & (1u << why)))
 		gsa_log(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN, "%s: attention runs dense (%s)",
 			l->kernel->name, gsa_dense_reason_text[why]);
-	trace_decision(l, layer, num_seqs, why);
+	trace_decision(l, layer, num_seqs, why, captured);
 	return false;
 }
 
@@ -104,12 +106,12 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		prev->last_rewritten = false; /* until this launch is rewritten */
 	struct gsa_kv *kv = gsa_kv_get(l, a, cap, &why);
 	if (!kv)
-		return dense(l, -1, a->num_seqs, why);
+		return dense(l, -1, a->num_seqs, why, cap);
 	/* The shadow is prepared even when this launch must run dense (query heads not
 	 * known yet), so that a capture that follows finds everything ready. */
 	struct gsa_shadow *sh = gsa_shadow_get(l, a, cap, &why);
 	if (!sh)
-		return dense(l, kv->layer, a->num_seqs, why);
+		return dense(l, kv->layer, a->num_seqs, why, cap);
 	sh->src_seq_lens = a->seq_lens;
 	sh->last_kv = kv;
 	sh->last_rewritten = false;
@@ -118,13 +120,13 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	else
 		a->num_q_heads = atomic_load_explicit(&kv->num_q_heads, memory_order_relaxed);
 	if (!a->num_q_heads)
-		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_Q_HEADS);
+		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_Q_HEADS, cap);
 	if (!a->q_stride_kvhead) {
 		a->q_stride_kvhead = a->q_stride_head * (a->num_q_heads / a->num_kv_heads);
 		a->q_stride_member = a->q_stride_head;
 	}
 	if (!geometry_ok(a))
-		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_GEOMETRY);
+		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_GEOMETRY, cap);
 
 	struct gsa_select_args args = {
 		.query = (const void *)a->query,
@@ -175,14 +177,14 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		       &args) != CUDA_SUCCESS ||
 	    launch_aux(l, kv->mod->select, (unsigned)a->num_seqs, 1, GSA_SELECT_THREADS, 0, &args) !=
 		    CUDA_SUCCESS)
-		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH);
+		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH, cap);
 
 	rw->block_table = sh->table;
 	rw->seq_lens = sh->lens;
-	rw->block_table_stride = a->block_table_stride;
 	sh->last_rewritten = true;
 	last_shadow = sh;
-	trace_decision(l, kv->layer, a->num_seqs, GSA_DENSE_NONE);
+	trace_decision(l, kv->layer, a->num_seqs, GSA_DENSE_NONE, cap);
+	last_captured = cap;
 	return true;
 }
 
@@ -208,7 +210,7 @@ void gsa_sparse_encode_failed(const struct gsa_launch *l)
 	/* The selection ran but the launch is dense: followers must read the real lengths. */
 	if (last_shadow)
 		last_shadow->last_rewritten = false;
-	trace_decision(l, -1, 0, GSA_DENSE_ENCODE);
+	trace_decision(l, -1, 0, GSA_DENSE_ENCODE, last_captured);
 	GSA_LOG_ONCE(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN, "%s: launch re-encoding failed: runs dense",
 		     l->kernel->name);
 }

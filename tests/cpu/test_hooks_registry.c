@@ -20,7 +20,6 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	last_att = *a;
 	rw->block_table = 0xb10c;
 	rw->seq_lens = 0x1e45;
-	rw->block_table_stride = a->block_table_stride;
 	return select_ok;
 }
 bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a,
