@@ -27,13 +27,14 @@ mkdir -p "$wheels" "$dest"
 # Files of each release's Triton attention path (package-relative). 0.10.1: one module
 # (kernel_unified_attention_2d/_3d, reduce_segments, unified_attention). 0.33.0: the module
 # (kernel_unified_attention with IS_3D, reduce_segments, unified_attention) plus the
-# @triton.jit helpers it imports. The other vllm.* names these import (envs, logger,
+# @triton.jit helpers it imports, and the Triton KV-cache write kernel
+# (reshape_and_cache_kernel_flash) that tests/engine uses for every release. The other vllm.* names these import (envs, logger,
 # platforms, triton_utils, kv_cache_interface) carry no kernel code: tests/gpu/vllm/loader.py
 # stubs them.
 files_for() {
 	case "$1" in
 	0.10.1) echo "vllm/attention/ops/triton_unified_attention.py" ;;
-	0.33.0) echo "vllm/v1/attention/ops/triton_unified_attention.py vllm/v1/attention/ops/triton_attention_helpers.py" ;;
+	0.33.0) echo "vllm/v1/attention/ops/triton_unified_attention.py vllm/v1/attention/ops/triton_attention_helpers.py vllm/v1/attention/ops/triton_reshape_and_cache_flash.py" ;;
 	*) return 1 ;;
 	esac
 }

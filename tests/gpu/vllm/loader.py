@@ -250,8 +250,24 @@ def _make_stub(name):
     if name == "vllm.v1.kv_cache_interface":
         m = _StrictModule(name)
         m.KVQuantMode = KVQuantMode
+        # "auto"/"bfloat16"/... are native; "fp8*" and "int8*" are quantised (vLLM's rule).
+        m.is_quantized_kv_cache = lambda s: s.startswith(("fp8", "int8", "int4"))
+        return m
+    if name == "vllm.model_executor.layers.quantization.utils.quant_utils":
+        # The cache-write module reads the fp8 range at import; only bf16/fp16 caches are used.
+        import torch
+        m = _StrictModule(name)
+        m.FP8_DTYPE = torch.float8_e4m3fn
+        m.get_fp8_min_max = lambda: (float(torch.finfo(torch.float8_e4m3fn).min),
+                                     float(torch.finfo(torch.float8_e4m3fn).max))
         return m
     return None
+
+
+# Intermediate packages of stubbed modules that no release folder has.
+_STUB_PARENTS = ("vllm.model_executor", "vllm.model_executor.layers",
+                 "vllm.model_executor.layers.quantization",
+                 "vllm.model_executor.layers.quantization.utils")
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -278,7 +294,8 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if _make_stub(fullname) is not None:
             self.served.append((fullname, "stub"))
             return importlib.machinery.ModuleSpec(fullname, self, is_package=False)
-        if fullname in ("vllm", "vllm.v1", "vllm.attention") or self._is_package(fullname):
+        if fullname in ("vllm", "vllm.v1", "vllm.attention") or self._is_package(fullname) or \
+                fullname in _STUB_PARENTS:
             self.served.append((fullname, "package"))
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         raise ImportError(
@@ -475,6 +492,32 @@ def load_release(release, cache_dir=None):
     if not hasattr(module, "unified_attention"):
         raise LoaderError(f"{module_name} of vLLM {version} has no unified_attention()")
     return Release(version, root, module, module_name, list(finder.served))
+
+
+CACHE_WRITER_MODULE = "vllm.v1.attention.ops.triton_reshape_and_cache_flash"
+
+
+def load_cache_writer(release="0.33.0", cache_dir=None):
+    """vLLM's Triton KV-cache write (triton_reshape_and_cache_flash: key/value of the new
+    tokens into their slots, slot -1 skipped), from a release that ships it (0.33.0). It takes
+    the cache's strides, so it serves every layout in paged.py."""
+    root = resolve_release_dir(release, cache_dir)
+    if not os.path.isfile(os.path.join(root, *CACHE_WRITER_MODULE.split(".")) + ".py"):
+        raise LoaderError(f"{root} has no {CACHE_WRITER_MODULE} (re-run tests/gpu/fetch_vllm.sh)")
+    saved = {k: v for k, v in sys.modules.items() if k == "vllm" or k.startswith("vllm.")}
+    _purge_vllm_modules()
+    finder = _Finder(root)
+    sys.meta_path.insert(0, finder)
+    try:
+        module = importlib.import_module(CACHE_WRITER_MODULE)
+    except Exception as e:
+        raise LoaderError(f"importing {CACHE_WRITER_MODULE} from {root} failed: "
+                          f"{type(e).__name__}: {e}") from e
+    finally:
+        sys.meta_path.remove(finder)
+        _purge_vllm_modules()
+        sys.modules.update(saved)
+    return module.triton_reshape_and_cache_flash
 
 
 def load_unified_attention(release_dir, cache_dir=None):
