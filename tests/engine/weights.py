@@ -116,10 +116,14 @@ def find_gguf(model_dir):
         raise SystemExit(f"no model.gguf or model.gguf.NN pieces in {model_dir} "
                          "(run tests/engine/fetch_model.sh and carry the pieces)")
     manifest = os.path.join(model_dir, "PIECES")
+    want_n, want_size, want_sha = None, None, None
     if os.path.isfile(manifest):
-        want = int(open(manifest).read().split()[0])
-        if len(pieces) != want:
-            raise SystemExit(f"{model_dir}: {len(pieces)} of {want} model pieces present")
+        f = open(manifest).read().split()
+        want_n, want_size, want_sha = int(f[0]), int(f[1]), f[2]
+        if len(pieces) != want_n:
+            raise SystemExit(f"{model_dir}: {len(pieces)} of {want_n} model pieces present")
+    import hashlib
+    h = hashlib.sha256()
     tmp = whole + ".tmp"
     with open(tmp, "wb") as out:
         for p in pieces:
@@ -128,7 +132,13 @@ def find_gguf(model_dir):
                     b = f.read(1 << 24)
                     if not b:
                         break
+                    h.update(b)
                     out.write(b)
+    size = os.path.getsize(tmp)
+    if want_sha and (size != want_size or h.hexdigest() != want_sha):
+        os.unlink(tmp)
+        raise SystemExit(f"{model_dir}: reassembled model is {size} bytes, sha256 {h.hexdigest()}; "
+                         f"expected {want_size} bytes, {want_sha}")
     os.replace(tmp, whole)
     return whole
 
