@@ -211,6 +211,26 @@ class Engine:
             out.append(c)
         return out
 
+    def adopt_synthetic(self, prompt, max_new, seed=0):
+        """A running request whose prompt's K/V are written directly (random normal values)
+        instead of computed by a prefill: for decode-speed cells whose prefill would cost
+        minutes. Its next-token input is the last prompt token; it has no TTFT."""
+        c = len(prompt)
+        blocks = self.pool.take(cdiv(c, self.block_size))
+        if blocks is None:
+            raise RuntimeError("no free blocks for a synthetic context")
+        idx = torch.as_tensor(blocks, dtype=torch.int64, device=self.device)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        for k, v in self.kv.layers:
+            for t in (k, v):
+                t.index_copy_(0, idx, torch.randn((len(blocks),) + tuple(t.shape[1:]), generator=gen,
+                                                  device=self.device, dtype=torch.float32).to(t.dtype))
+        r = Request(rid=self.next_rid, prompt=list(prompt[:-1]), max_new=max_new,
+                    output=[prompt[-1]], predicted=[prompt[-1]], computed=c - 1, blocks=blocks)
+        self.next_rid += 1
+        self.running.append(r)
+        return r
+
     def has_work(self):
         return bool(self.running or self.waiting)
 

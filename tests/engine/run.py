@@ -46,7 +46,10 @@ def worker(out, name, mode, env, wargs, tp=1, timeout=900):
     logf = os.path.join(out, f"{name}.log")
     if os.path.exists(js):
         os.unlink(js)
-    cmd = [sys.executable, os.path.join(HERE, "worker.py"), mode, "--json", js] + wargs
+    # ENGINE_WORKER_EXTRA: extra worker options (e.g. "--device cpu --attention torch" for a
+    # CPU smoke test of the driver)
+    cmd = [sys.executable, os.path.join(HERE, "worker.py"), mode, "--json", js] + wargs + \
+        os.environ.get("ENGINE_WORKER_EXTRA", "").split()
     t0 = time.time()
     procs = []
     with open(logf, "w") as lf:
@@ -72,6 +75,10 @@ def worker(out, name, mode, env, wargs, tp=1, timeout=900):
         return {"error": f"exit {rcs}", "log_tail": tail}
     print(f"  {name}: done in {took:.0f} s", flush=True)
     return json.load(open(js))
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
 
 
 def write_jsonl(path, rows):
@@ -184,7 +191,7 @@ def cmd_fidelity(a):
 # ------------------------------------------------------------------------- speed
 def cmd_speed(a):
     wargs = ["--model", "llama3-8b", "--contexts", a.contexts, "--batches", a.batches,
-             "--steps", str(a.steps), "--budget-s", str(a.budget_s),
+             "--steps", str(a.steps), "--budget-s", str(a.budget_s), "--prefill-max", str(a.prefill_max),
              "--max-model-len", str(max(int(c) for c in a.contexts.split(",")) + 2048)]
     if a.layers:
         wargs += ["--layers", str(a.layers)]
@@ -208,7 +215,7 @@ def cmd_speed(a):
             trows.append([d["context"], d["batch"], mode, f"{d[mode]['tok_s']:.1f}",
                           f"{g[mode]['tok_s']:.1f}", f"{g[mode]['tok_s'] / d[mode]['tok_s']:.2f}x",
                           f"{d[mode]['tpot_ms']:.2f}", f"{g[mode]['tpot_ms']:.2f}",
-                          f"{d['ttft_ms']:.0f}", f"{g['ttft_ms']:.0f}"])
+                          fmt(d["ttft_ms"], ".0f"), fmt(g["ttft_ms"], ".0f")])
     write_jsonl(os.path.join(a.out, f"engine_speed_tp{a.tp}.jsonl"), rows)
     table(["context", "batch", "mode", "dense tok/s", "GSA tok/s", "speed-up", "dense TPOT ms",
            "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms"], trows)
@@ -268,6 +275,7 @@ def main():
     ap.add_argument("--layers", type=int, default=0)
     ap.add_argument("--budget-s", type=float, default=240)
     ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--prefill-max", type=int, default=32768)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.contexts is None:

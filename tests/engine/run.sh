@@ -51,8 +51,9 @@ for phase in "$@"; do
 		need_gguf; $py tests/engine/run.py fidelity --out "$work" --model-dir "$cache/model" \
 			--trials "${ENGINE_FID_TRIALS:-8}" --text-seqs "${ENGINE_FID_SEQS:-16}" 2>&1 | tee -a "$log" || status=1
 		cp "$work/engine_fidelity.jsonl" "$out/" 2>/dev/null
-		if [ -f "$work/fidelity_mean_0.3.gsatrace" ] && [ -x build/gsa-trace ]; then
-			build/gsa-trace summary "$work/fidelity_mean_0.3.gsatrace" > "$work/fidelity_trace_summary.txt" 2>&1
+		tool=$(dirname "${ENGINE_GSA_LIB:-build/libgsa_preload.so}")/gsa-trace
+		if [ -f "$work/fidelity_mean_0.3.gsatrace" ] && [ -x "$tool" ]; then
+			"$tool" summary "$work/fidelity_mean_0.3.gsatrace" > "$work/fidelity_trace_summary.txt" 2>&1
 			head -40 "$work/fidelity_trace_summary.txt" | tee -a "$log"
 		fi ;;
 	speed)
