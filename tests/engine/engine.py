@@ -112,6 +112,7 @@ class Engine:
         self.graphs = {}
         self.graph_pool = None
         self.stats = collections.Counter()
+        self.host_s = 0.0
 
     # ------------------------------------------------------------------ memory
     def _profile_and_allocate(self, gpu_util, max_kv_blocks):
@@ -372,6 +373,7 @@ class Engine:
         return logits
 
     def step(self):
+        t_start = time.perf_counter()
         batch = self._schedule()
         if not batch:
             return 0
@@ -385,6 +387,7 @@ class Engine:
             logits = self._eager(nb, t, len(sample), max_q, max_k)
             self.stats["eager_steps"] += 1
         logits = logits[:len(sample)]
+        self.host_s += time.perf_counter() - t_start  # host work until everything is queued
         top = logits.argmax(-1).tolist()  # the step's host synchronisation, as in vLLM
         now = time.perf_counter()
         for r, n in batch:

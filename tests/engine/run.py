@@ -24,6 +24,8 @@ LIB = os.path.abspath(os.environ.get("ENGINE_GSA_LIB") or os.path.join(REPO, "bu
 def base_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("GSA_") and k != "LD_PRELOAD"}
     env["PYTHONUNBUFFERED"] = "1"
+    # NVLink multicast stays off (a program using it can take a shared host's GPUs down)
+    env.update(NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1")
     return env
 
 
@@ -77,6 +79,14 @@ def worker(out, name, mode, env, wargs, tp=1, timeout=900):
     return json.load(open(js))
 
 
+def settings(res):
+    """GSA_* settings of a run other than ratio and policy (empty: the library's defaults)."""
+    env = res.get("library_env", {})
+    other = {k: v for k, v in env.items() if k.startswith("GSA_") and
+             k not in ("GSA_RATIO", "GSA_POLICY", "GSA_TRACE")}
+    return {"settings": other} if other else {}
+
+
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
@@ -122,14 +132,22 @@ def cmd_fidelity(a):
     common = ["--model-dir", a.model_dir, "--contexts", a.contexts, "--trials", str(a.trials),
               "--text-seqs", str(a.text_seqs)]
     runs = [("dense", "dense", 1.0, base_env(), ["--save-ref", ref])]
-    runs.append(("gsa_ratio1", "mean", 1.0, lib_env(ratio=1.0), ["--ref", ref]))
-    for pol in a.policies.split(","):
-        for r in a.ratios.split(","):
-            extra = {}
-            if pol == "mean" and float(r) == 0.3:
-                extra["trace"] = os.path.join(a.out, "fidelity_mean_0.3.gsatrace")
-            runs.append((f"gsa_{pol}_{r}", pol, float(r), lib_env(ratio=r, policy=pol, **extra),
-                         ["--ref", ref]))
+    if not a.configs:
+        runs.append(("gsa_ratio1", "mean", 1.0, lib_env(ratio=1.0), ["--ref", ref]))
+        for pol in a.policies.split(","):
+            for r in a.ratios.split(","):
+                extra = {}
+                if pol == "mean" and float(r) == 0.3:
+                    extra["trace"] = os.path.join(a.out, "fidelity_mean_0.3.gsatrace")
+                runs.append((f"gsa_{pol}_{r}", pol, float(r), lib_env(ratio=r, policy=pol, **extra),
+                             ["--ref", ref]))
+    else:
+        # --configs "mean,0.3,min_tokens=0;mean,0.3,local_blocks=8": other GSA_* settings
+        for spec in a.configs.split(";"):
+            f = spec.split(",")
+            pol, r, kv = f[0], f[1], dict(x.split("=", 1) for x in f[2:])
+            name = "gsa_" + "_".join([pol, r] + [f"{k}{v}" for k, v in kv.items()])
+            runs.append((name, pol, float(r), lib_env(ratio=r, policy=pol, **kv), ["--ref", ref]))
     results = {}
     for name, pol, ratio, env, extra in runs:
         results[name] = (pol, ratio, worker(a.out, name, "fidelity", env, common + extra))
@@ -137,7 +155,7 @@ def cmd_fidelity(a):
     if "error" in dense:
         return 1
     rows, out = [], []
-    ident = results["gsa_ratio1"][2]
+    ident = results.get("gsa_ratio1", (0, 0, {"error": "not run"}))[2]
     same = ("error" not in ident and ident["passkey_outputs"] == dense["passkey_outputs"] and
             all(ident["text"][c]["predicted"] == dense["text"][c]["predicted"] for c in dense["text"]))
     for name, (pol, ratio, res) in results.items():
@@ -149,7 +167,8 @@ def cmd_fidelity(a):
                 continue
             out.append(dict(model=dense["model"], policy=policy, ratio=ratio, context=int(c),
                             metric="passkey_acc", value=cell["correct"] / cell["trials"],
-                            trials=cell["trials"], by_depth=cell["by_depth"], gpu=res["gpu"]))
+                            trials=cell["trials"], by_depth=cell["by_depth"], gpu=res["gpu"],
+                            **settings(res)))
         for c, cell in res["text"].items():
             if name == "dense":
                 continue
@@ -158,13 +177,13 @@ def cmd_fidelity(a):
             for metric, key in (("top1_agree", "top1_agree"), ("kl", "kl_mean")):
                 row = dict(model=dense["model"], policy=policy, ratio=ratio, context=int(c),
                            metric=metric, value=cell[key], trials=cell["positions"],
-                           sequences=cell["sequences"], gpu=res["gpu"])
+                           sequences=cell["sequences"], gpu=res["gpu"], **settings(res))
                 if metric == "kl":
                     row["kl_p95"] = cell["kl_p95"]
                 if note:
                     row["note"] = note
                 out.append(row)
-    write_jsonl(os.path.join(a.out, "engine_fidelity.jsonl"), out)
+    write_jsonl(os.path.join(a.out, a.fidelity_jsonl), out)
     ctxs = sorted({r["context"] for r in out})
     trows = []
     for name, (pol, ratio, res) in results.items():
@@ -185,7 +204,7 @@ def cmd_fidelity(a):
     if "max_abs_logprob_diff" in ident.get("text", {}).get(str(ctxs[0]), {}):
         print("  max |log-prob diff| at ratio 1:",
               max(ident["text"][str(c)]["max_abs_logprob_diff"] for c in ctxs))
-    return 0 if same else 1
+    return 0 if (same or a.configs) else 1
 
 
 # ------------------------------------------------------------------------- speed
@@ -197,28 +216,41 @@ def cmd_speed(a):
         wargs += ["--layers", str(a.layers)]
     dense = worker(a.out, f"speed_dense_tp{a.tp}", "speed", base_env(), wargs, tp=a.tp)
     gsa = worker(a.out, f"speed_gsa_tp{a.tp}", "speed", lib_env(ratio=a.ratio), wargs, tp=a.tp)
+    thru = None
+    if a.passthrough:
+        thru = worker(a.out, f"speed_passthrough_tp{a.tp}", "speed", lib_env(disable=1), wargs, tp=a.tp)
     if "error" in dense or "error" in gsa:
         return 1
     gcells = {(c["batch"], c["context"]): c for c in gsa["cells"]}
+    tcells = {(c["batch"], c["context"]): c for c in (thru or {}).get("cells", [])}
     rows, trows = [], []
     for d in dense["cells"]:
         g = gcells.get((d["batch"], d["context"]))
         if not g:
             continue
+        t = tcells.get((d["batch"], d["context"]))
         for mode in ("eager", "graph"):
-            rows.append(dict(geometry=dense["model"] + (f"-{a.layers}L" if a.layers else ""),
-                             batch=d["batch"], context=d["context"], mode=mode, tp=a.tp,
-                             ratio=a.ratio, dense_tok_s=d[mode]["tok_s"], gsa_tok_s=g[mode]["tok_s"],
-                             dense_tpot_ms=d[mode]["tpot_ms"], gsa_tpot_ms=g[mode]["tpot_ms"],
-                             dense_ttft_ms=d["ttft_ms"], gsa_ttft_ms=g["ttft_ms"],
-                             gpu=dense["gpu"], steps=a.steps))
+            row = dict(geometry=dense["model"] + (f"-{a.layers}L" if a.layers else ""),
+                       batch=d["batch"], context=d["context"], mode=mode, tp=a.tp,
+                       ratio=a.ratio, dense_tok_s=d[mode]["tok_s"], gsa_tok_s=g[mode]["tok_s"],
+                       dense_tpot_ms=d[mode]["tpot_ms"], gsa_tpot_ms=g[mode]["tpot_ms"],
+                       dense_host_ms=d[mode].get("host_ms"), gsa_host_ms=g[mode].get("host_ms"),
+                       dense_ttft_ms=d["ttft_ms"], gsa_ttft_ms=g["ttft_ms"],
+                       prefill=dense["ttft"][str(d["context"])].get("prefill", "real"),
+                       gpu=dense["gpu"], steps=a.steps)
+            if t:
+                row.update(passthrough_tok_s=t[mode]["tok_s"], passthrough_host_ms=t[mode].get("host_ms"))
+            rows.append(row)
             trows.append([d["context"], d["batch"], mode, f"{d[mode]['tok_s']:.1f}",
                           f"{g[mode]['tok_s']:.1f}", f"{g[mode]['tok_s'] / d[mode]['tok_s']:.2f}x",
                           f"{d[mode]['tpot_ms']:.2f}", f"{g[mode]['tpot_ms']:.2f}",
+                          fmt(d[mode].get("host_ms"), ".1f"), fmt(g[mode].get("host_ms"), ".1f"),
+                          fmt(t[mode]["tok_s"], ".1f") if t else "-",
                           fmt(d["ttft_ms"], ".0f"), fmt(g["ttft_ms"], ".0f")])
     write_jsonl(os.path.join(a.out, f"engine_speed_tp{a.tp}.jsonl"), rows)
     table(["context", "batch", "mode", "dense tok/s", "GSA tok/s", "speed-up", "dense TPOT ms",
-           "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms"], trows)
+           "GSA TPOT ms", "dense host ms", "GSA host ms", "pass-through tok/s", "dense TTFT ms",
+           "GSA TTFT ms"], trows)
     for name, r in (("dense", dense), ("gsa", gsa)):
         for s in r.get("skipped", []):
             print(f"  {name} skipped: {s}")
@@ -267,6 +299,10 @@ def main():
     ap.add_argument("--contexts", default=None)
     ap.add_argument("--ratios", default="0.1,0.2,0.3,0.5")
     ap.add_argument("--policies", default="mean,quest")
+    ap.add_argument("--configs", default="", help='fidelity: "policy,ratio[,key=value...];..."')
+    ap.add_argument("--fidelity-jsonl", default="engine_fidelity.jsonl")
+    ap.add_argument("--passthrough", action="store_true",
+                    help="speed: also a run with the library loaded but GSA_DISABLE=1")
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--text-seqs", type=int, default=16)
     ap.add_argument("--batches", default="1,8,32,64")

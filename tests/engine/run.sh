@@ -10,8 +10,9 @@
 #   tp        the same speed and token checks with tensor parallelism over 2 GPUs
 # The library is $ENGINE_GSA_LIB (default build/libgsa_preload.so). Results go to build/engine
 # and, bundled, to $OUT (engine-results.tar.gz plus the JSON lines and the log).
-# Knobs: ENGINE_SPEED_CONTEXTS, ENGINE_SPEED_BATCHES, ENGINE_SPEED_BUDGET_S, ENGINE_FID_TRIALS,
-# ENGINE_FID_SEQS, ENGINE_TP_CONTEXTS, ENGINE_TP_BATCHES.
+# Knobs: ENGINE_SPEED_CONTEXTS, ENGINE_SPEED_BATCHES, ENGINE_SPEED_BUDGET_S, ENGINE_SPEED_ARGS
+# (e.g. --passthrough), ENGINE_FID_TRIALS, ENGINE_FID_SEQS, ENGINE_FID_ARGS (e.g. --configs ...),
+# ENGINE_TP_CONTEXTS, ENGINE_TP_BATCHES.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -20,6 +21,8 @@ work=build/engine
 cache=/tmp/gsa_engine_cache
 mkdir -p "$out" "$work" "$cache/model"
 export ENGINE_CACHE=$cache PYTHONUNBUFFERED=1
+# NVLink multicast stays off on shared hosts (see the device notes)
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 log="$out/engine.log"
 say() { echo "== $*" | tee -a "$log"; }
 status=0
@@ -49,8 +52,9 @@ for phase in "$@"; do
 		need_gguf; $py tests/engine/run.py check --out "$work" --model-dir "$cache/model" 2>&1 | tee -a "$log" || status=1 ;;
 	fidelity)
 		need_gguf; $py tests/engine/run.py fidelity --out "$work" --model-dir "$cache/model" \
-			--trials "${ENGINE_FID_TRIALS:-8}" --text-seqs "${ENGINE_FID_SEQS:-16}" 2>&1 | tee -a "$log" || status=1
-		cp "$work/engine_fidelity.jsonl" "$out/" 2>/dev/null
+			--trials "${ENGINE_FID_TRIALS:-8}" --text-seqs "${ENGINE_FID_SEQS:-16}" ${ENGINE_FID_ARGS:-} \
+			2>&1 | tee -a "$log" || status=1
+		cp "$work"/engine_fidelity*.jsonl "$out/" 2>/dev/null
 		tool=$(dirname "${ENGINE_GSA_LIB:-build/libgsa_preload.so}")/gsa-trace
 		if [ -f "$work/fidelity_mean_0.3.gsatrace" ] && [ -x "$tool" ]; then
 			"$tool" summary "$work/fidelity_mean_0.3.gsatrace" > "$work/fidelity_trace_summary.txt" 2>&1
@@ -58,7 +62,8 @@ for phase in "$@"; do
 		fi ;;
 	speed)
 		$py tests/engine/run.py speed --out "$work" --contexts "${ENGINE_SPEED_CONTEXTS:-8192,32768,131072}" \
-			--batches "${ENGINE_SPEED_BATCHES:-1,8,32,64}" --budget-s "${ENGINE_SPEED_BUDGET_S:-200}" 2>&1 | tee -a "$log" || status=1
+			--batches "${ENGINE_SPEED_BATCHES:-1,2,4,8,16,32,64}" --budget-s "${ENGINE_SPEED_BUDGET_S:-200}" \
+			${ENGINE_SPEED_ARGS:-} 2>&1 | tee -a "$log" || status=1
 		cp "$work/engine_speed_tp1.jsonl" "$out/" 2>/dev/null ;;
 	tokens)
 		$py tests/engine/run.py tokens --out "$work" 2>&1 | tee -a "$log" || status=1 ;;
