@@ -88,6 +88,12 @@ test: all $(CPU_TESTS)
 gpu-test: all
 	@bash tests/gpu/run.sh
 
+# The selection kernels timed apart (tests/bench/select_split.cu); runs on a GPU machine.
+$(BUILD)/bench/select_split: tests/bench/select_split.cu sparse/select_ref.c sparse/select_args.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O2 -I. -I$(CUDA_INC) -arch=sm_90 -o $@ $< sparse/select_ref.c \
+		-L$(CUDA_HOME)/lib64/stubs -lcuda
+
 clean:
 	rm -rf $(BUILD)
 

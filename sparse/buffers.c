@@ -117,7 +117,10 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	int64_t blocks = (int64_t)(alloc.ptr + alloc.size - a->key_cache) / block_bytes;
 	if (a->num_blocks > 0 && a->num_blocks < blocks)
 		blocks = a->num_blocks; /* K and V in separate halves: K's half is the bound */
-	int per = a->num_kv_heads * a->head_size * (gsa_cfg.policy == GSA_POLICY_QUEST ? 2 : 1);
+	/* Bytes per block, as the kernels lay them out (gsa_kernels.cu, repr_stride): mean is
+	 * one fp8 byte per key channel, padded to 16; Quest is min and max, 2 bytes each. */
+	int row = a->num_kv_heads * a->head_size;
+	int per = gsa_cfg.policy == GSA_POLICY_QUEST ? row * 4 : (row + 15) & ~15;
 	k = calloc(1, sizeof *k);
 	if (!k || blocks <= 0) {
 		free(k);
@@ -135,13 +138,13 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	k->k_stride_block = a->kv_block_stride;
 	k->k_stride_token = a->k_stride_token;
 	k->k_stride_head = a->k_stride_head;
-	k->repr = device_alloc((size_t)blocks * per * 2);
+	k->repr = device_alloc((size_t)blocks * per);
 	k->fingerprints = device_alloc((size_t)blocks * 8);
 	if (!k->repr || !k->fingerprints ||
 	    !device_zero(k->fingerprints, (size_t)blocks * 8, l->stream)) {
 		gsa_log(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN,
 			"could not allocate %.1f MiB for the block representations of a KV cache: it runs dense",
-			(double)blocks * (per * 2 + 8) / 1048576.0);
+			(double)blocks * (per + 8) / 1048576.0);
 		free(k); /* device memory, if any, stays with the process: no free during use */
 		k = NULL;
 		*why = GSA_DENSE_ALLOC;
@@ -153,7 +156,7 @@ struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention
 	gsa_log(GSA_LOG_INFO, GSA_CODE_GENERIC,
 		"layer %d: KV cache 0x%llx, %lld blocks of %d tokens, %d KV heads x %d: %.1f MiB of representations",
 		n, (unsigned long long)a->key_cache, (long long)blocks, a->block_size,
-		a->num_kv_heads, a->head_size, (double)blocks * (per * 2 + 8) / 1048576.0);
+		a->num_kv_heads, a->head_size, (double)blocks * (per + 8) / 1048576.0);
 out:
 	pthread_mutex_unlock(&create_lock);
 	return k;

@@ -10,10 +10,17 @@
 //               the lower index), and writes the shadow block-table row (kept blocks in their
 //               original order: sinks, selected, local window) and the shadow length.
 //
+// Policy mean stores each block's mean key as fp8 e4m3 (round to nearest even, saturated to
+// +-448): scores only rank blocks, and at 16-token blocks the scoring kernel's time is
+// mostly reading representations (bf16 means were 1/32 of the KV cache), so half the bytes
+// is most of its time; attention-mass recall on the GPU suite's inputs did not change.
+// Quest keeps its bounds in the KV element type (exact: a min or max of keys is a key).
+//
 // Sequences that stay dense (too short, query length != 1, budget >= blocks) get an exact
 // copy of their row and length, so a launch mixing prefill and decode stays exact.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
 
 #include "preload/config.h"
@@ -68,18 +75,37 @@ __device__ __forceinline__ uint64_t mix64(uint64_t h, uint64_t v)
 // Fingerprint of a full block's keys: the first 16 bytes of its first token and the last 16
 // bytes of its last token. A block refilled with other content differs in its last token
 // (keys depend on every earlier token); identical content keeps a valid representation.
-__device__ uint64_t block_fingerprint(const gsa_select_args &a, int64_t phys)
+// Loaded and hashed apart, so that the loads overlap the group-mean query's.
+struct fp_words {
+	uint4 first, last;
+};
+
+__device__ __forceinline__ fp_words load_fingerprint(const gsa_select_args &a, int64_t phys)
 {
 	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
 	int64_t row = (int64_t)a.num_kv_heads * a.head_size;
-	const uint4 first = *(const uint4 *)k;
-	const uint4 last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + chan(a, row - 8));
+	fp_words w;
+	w.first = *(const uint4 *)k;
+	w.last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + chan(a, row - 8));
+	return w;
+}
+
+__device__ __forceinline__ uint64_t hash_fingerprint(const fp_words &w)
+{
 	uint64_t h = 0x243F6A8885A308D3ull;
-	h = mix64(h, ((uint64_t)first.y << 32) | first.x);
-	h = mix64(h, ((uint64_t)first.w << 32) | first.z);
-	h = mix64(h, ((uint64_t)last.y << 32) | last.x);
-	h = mix64(h, ((uint64_t)last.w << 32) | last.z);
+	h = mix64(h, ((uint64_t)w.first.y << 32) | w.first.x);
+	h = mix64(h, ((uint64_t)w.first.w << 32) | w.first.z);
+	h = mix64(h, ((uint64_t)w.last.y << 32) | w.last.x);
+	h = mix64(h, ((uint64_t)w.last.w << 32) | w.last.z);
 	return h ? h : 1;
+}
+
+// Bytes of one block's representation: fp8 rows are padded to 16 bytes so that every row
+// starts 16-byte aligned for the scoring loads.
+__device__ __forceinline__ int64_t repr_stride(const gsa_select_args &a)
+{
+	int row = a.num_kv_heads * a.head_size;
+	return a.policy == GSA_POLICY_QUEST ? (int64_t)row * 4 : (int64_t)((row + 15) & ~15);
 }
 
 // One warp recomputes one block's representation: mean (or min and max) over its tokens of
@@ -88,7 +114,7 @@ __device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
 {
 	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
 	int row = a.num_kv_heads * a.head_size;
-	uint16_t *out = a.repr + phys * (int64_t)row * (a.policy == GSA_POLICY_QUEST ? 2 : 1);
+	uint8_t *base = (uint8_t *)a.repr + phys * repr_stride(a);
 	for (int c = lane * 8; c < row; c += 32 * 8) {
 		float acc[8], lo[8], hi[8];
 		for (int i = 0; i < 8; i++)
@@ -103,28 +129,90 @@ __device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
 				hi[i] = fmaxf(hi[i], f);
 			}
 		}
-		uint16_t r[8], r2[8];
 		if (a.policy == GSA_POLICY_QUEST) {
+			uint16_t r[8], r2[8];
+			uint16_t *out = (uint16_t *)base;
 			for (int i = 0; i < 8; i++)
 				r[i] = from_f32(lo[i], a.dtype), r2[i] = from_f32(hi[i], a.dtype);
 			*(uint4 *)(out + c) = *(const uint4 *)r;
 			*(uint4 *)(out + row + c) = *(const uint4 *)r2;
 		} else {
 			float inv = 1.f / (float)a.block_size;
-			for (int i = 0; i < 8; i++)
-				r[i] = from_f32(acc[i] * inv, a.dtype);
-			*(uint4 *)(out + c) = *(const uint4 *)r;
+			__nv_fp8x2_storage_t r[4];
+			for (int i = 0; i < 4; i++)
+				r[i] = __nv_cvt_float2_to_fp8x2(make_float2(acc[2 * i] * inv, acc[2 * i + 1] * inv),
+								__NV_SATFINITE, __NV_E4M3);
+			*(uint2 *)(base + c) = *(const uint2 *)r;
 		}
 	}
 }
 
+// Sum over lanes; every lane gets every block's total.
+__device__ __forceinline__ void warp_totals(const float *acc, float *score)
+{
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+		float t = acc[i];
+		for (int o = 16; o > 0; o >>= 1)
+			t += __shfl_xor_sync(0xffffffffu, t, o);
+		score[i] = t;
+	}
+}
+
 // Scores GSA_WARP_BLOCKS blocks at once (a warp), their loads in flight together; a block
-// with phys < 0 scores nothing. Every lane gets every score.
-__device__ void score_blocks(const gsa_select_args &a, const int64_t *phys, const float *qbar,
-			     int lane, float *score)
+// with phys < 0 scores nothing. Every lane gets every score. Policy mean: fp8 rows, sixteen
+// channels per lane per step (a row whose length is 8 mod 16 ends with an 8-byte step).
+__device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, const float *qbar,
+				 int lane, float *score)
 {
 	const int row = a.num_kv_heads * a.head_size;
-	const int per = a.policy == GSA_POLICY_QUEST ? 2 : 1;
+	const int64_t stride = repr_stride(a);
+	const uint8_t *base = (const uint8_t *)a.repr;
+	float acc[GSA_WARP_BLOCKS];
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
+		acc[i] = 0.f;
+	for (int c = lane * 16; c < row; c += 32 * 16) {
+		const bool full = c + 16 <= row;
+		uint4 v[GSA_WARP_BLOCKS];
+#pragma unroll
+		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+			const uint8_t *r = base + (phys[i] < 0 ? 0 : phys[i]) * stride + c;
+			if (phys[i] < 0) {
+				v[i] = make_uint4(0, 0, 0, 0);
+			} else if (full) {
+				v[i] = *(const uint4 *)r;
+			} else {
+				uint2 h = *(const uint2 *)r;
+				v[i] = make_uint4(h.x, h.y, 0, 0); /* zero bytes are e4m3 zeros */
+			}
+		}
+		float qv[16];
+#pragma unroll
+		for (int k = 0; k < 16; k++)
+			qv[k] = (full || k < 8) ? qbar[c + k] : 0.f;
+#pragma unroll
+		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
+			const __nv_fp8x2_storage_t *e = (const __nv_fp8x2_storage_t *)&v[i];
+#pragma unroll
+			for (int k = 0; k < 8; k++) {
+				__half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(e[k], __NV_E4M3));
+				float2 f = __half22float2(h);
+				acc[i] = fmaf(qv[2 * k], f.x, acc[i]);
+				acc[i] = fmaf(qv[2 * k + 1], f.y, acc[i]);
+			}
+		}
+	}
+	warp_totals(acc, score);
+}
+
+// The same for Quest's bounds in the KV element type, eight channels per lane per step.
+__device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys, const float *qbar,
+				   int lane, float *score)
+{
+	const int row = a.num_kv_heads * a.head_size;
+	const int64_t stride = repr_stride(a) / 2; /* elements */
+	const uint16_t *base = (const uint16_t *)a.repr;
 	float acc[GSA_WARP_BLOCKS];
 #pragma unroll
 	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
@@ -133,10 +221,9 @@ __device__ void score_blocks(const gsa_select_args &a, const int64_t *phys, cons
 		uint4 v[GSA_WARP_BLOCKS], w[GSA_WARP_BLOCKS];
 #pragma unroll
 		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-			const uint16_t *r = a.repr + (phys[i] < 0 ? 0 : phys[i]) * (int64_t)row * per;
+			const uint16_t *r = base + (phys[i] < 0 ? 0 : phys[i]) * stride;
 			v[i] = phys[i] < 0 ? make_uint4(0, 0, 0, 0) : *(const uint4 *)(r + c);
-			w[i] = (phys[i] < 0 || per == 1) ? make_uint4(0, 0, 0, 0)
-							  : *(const uint4 *)(r + row + c);
+			w[i] = phys[i] < 0 ? make_uint4(0, 0, 0, 0) : *(const uint4 *)(r + row + c);
 		}
 		float qv[8];
 #pragma unroll
@@ -147,21 +234,11 @@ __device__ void score_blocks(const gsa_select_args &a, const int64_t *phys, cons
 			const uint16_t *e = (const uint16_t *)&v[i];
 			const uint16_t *e2 = (const uint16_t *)&w[i];
 #pragma unroll
-			for (int k = 0; k < 8; k++) {
-				if (per == 2)
-					acc[i] += fmaxf(qv[k] * to_f32(e[k], a.dtype), qv[k] * to_f32(e2[k], a.dtype));
-				else
-					acc[i] += qv[k] * to_f32(e[k], a.dtype);
-			}
+			for (int k = 0; k < 8; k++)
+				acc[i] += fmaxf(qv[k] * to_f32(e[k], a.dtype), qv[k] * to_f32(e2[k], a.dtype));
 		}
 	}
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-		float t = acc[i];
-		for (int o = 16; o > 0; o >>= 1)
-			t += __shfl_xor_sync(0xffffffffu, t, o);
-		score[i] = t;
-	}
+	warp_totals(acc, score);
 }
 
 // Order-preserving map of a float to an unsigned key (larger float, larger key).
@@ -192,6 +269,28 @@ gsa_score(const gsa_select_args a)
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
 		return;
 
+	// First this lane's block (one lane per block of the warp's GSA_WARP_BLOCKS consecutive
+	// ones): its table entry, then its fingerprint loads. They are issued before the
+	// group-mean query is computed and consumed after it, so that the two chains of
+	// dependent loads overlap instead of adding up.
+	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
+	const int b0 = first + warp * GSA_WARP_BLOCKS;
+	int64_t my_phys = -1;
+	fp_words words = {};
+	uint64_t stored = 0;
+	if (lane < GSA_WARP_BLOCKS) {
+		int b = b0 + lane;
+		if (b >= a.sink_blocks && b < mid_end) {
+			int64_t ph = table[b];
+			if (ph >= 0 && ph < a.num_phys_blocks) {
+				my_phys = ph;
+				words = load_fingerprint(a, ph);
+				stored = a.fingerprints[ph];
+			}
+		}
+	}
+
 	// GQA-group mean query of this sequence's single query token: each thread takes eight
 	// channels of one KV head and loads them for every member of the group at once.
 	const int row = a.num_kv_heads * a.head_size;
@@ -212,26 +311,10 @@ gsa_score(const gsa_select_args a)
 	}
 	__syncthreads();
 
-	// Each warp takes GSA_WARP_BLOCKS consecutive blocks of the chunk and overlaps their
-	// loads: the table entries and fingerprints (one lane per block), then, once every
-	// representation is current, all their representation rows together.
-	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
-	const int b0 = first + warp * GSA_WARP_BLOCKS;
-	int64_t my_phys = -1;
-	bool stale = false;
-	uint64_t my_fp = 0;
-	if (lane < GSA_WARP_BLOCKS) {
-		int b = b0 + lane;
-		if (b >= a.sink_blocks && b < mid_end) {
-			int64_t ph = table[b];
-			if (ph >= 0 && ph < a.num_phys_blocks) {
-				my_phys = ph;
-				my_fp = block_fingerprint(a, ph);
-				stale = a.fingerprints[ph] != my_fp;
-			}
-		}
-	}
+	// Once every representation of the warp's blocks is current, all their rows are loaded
+	// together.
+	const uint64_t my_fp = my_phys >= 0 ? hash_fingerprint(words) : 0;
+	const bool stale = my_phys >= 0 && stored != my_fp;
 	int64_t phys[GSA_WARP_BLOCKS];
 #pragma unroll
 	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
@@ -250,7 +333,10 @@ gsa_score(const gsa_select_args a)
 		__syncwarp();
 	}
 	float score[GSA_WARP_BLOCKS];
-	score_blocks(a, phys, qbar, lane, score);
+	if (a.policy == GSA_POLICY_QUEST)
+		score_blocks_quest(a, phys, qbar, lane, score);
+	else
+		score_blocks_fp8(a, phys, qbar, lane, score);
 	if (lane < GSA_WARP_BLOCKS) {
 		int b = b0 + lane;
 		float mine = score[0];
@@ -338,13 +424,88 @@ __device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget
 	record_stats(a, s, p);
 }
 
+namespace {
+
+static_assert(GSA_SELECT_THREADS / 32 >= GSA_SELECT_SLOTS, "slot_ranks: one warp per slot");
+
+// Scratch of the selection kernel (static shared memory).
+struct select_shared {
+	int hist[256];
+	int warp_sums[32];
+	int counts[GSA_SELECT_SLOTS][32]; /* per register slot and warp, then their offsets */
+	int slot_base[GSA_SELECT_SLOTS + 1];
+	uint32_t bits[GSA_BLOCK_WORDS];   /* kept-block bitmap, when recorded */
+	uint32_t prefix;
+	int remaining, ties;
+};
+
+// Adds the radix digit at `shift` of a candidate key to the histogram when the key matches
+// the prefix found so far. Scores of one sequence share their top bits: equal digits are
+// aggregated per warp so that one lane adds for all of them (shared atomics on one bin
+// serialise). Every lane of the warp must call it.
+__device__ __forceinline__ void count_digit(int *hist, uint32_t k, bool valid, uint32_t mask,
+					    uint32_t prefix, int shift)
+{
+	bool counted = valid && (k & mask) == prefix;
+	unsigned digit = counted ? (k >> shift) & 0xff : 0x100u + (threadIdx.x & 31);
+	unsigned same = __match_any_sync(0xffffffffu, digit);
+	if (counted && (threadIdx.x & 31) == __ffs(same) - 1)
+		atomicAdd(&hist[digit], __popc(same));
+}
+
+// Exclusive ranks, in candidate order (register slot j holds candidates j * blockDim.x +
+// thread), of the flagged candidates of all register slots at once: one ballot per slot,
+// then one scan of the per-warp counts for all slots together, instead of one block-wide
+// scan per slot. Returns the number flagged.
+__device__ __forceinline__ int slot_ranks(select_shared &sh, const bool *flag, int *rank)
+{
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+#pragma unroll
+	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
+		unsigned ballot = __ballot_sync(0xffffffffu, flag[j]);
+		rank[j] = __popc(ballot & ((1u << lane) - 1));
+		if (lane == 0)
+			sh.counts[j][warp] = __popc(ballot);
+	}
+	__syncthreads();
+	if (warp < GSA_SELECT_SLOTS) {
+		// Warp j: slot j's per-warp counts into exclusive offsets, and the slot's total.
+		int v = lane < warps ? sh.counts[warp][lane] : 0, own = v;
+		for (int o = 1; o < 32; o <<= 1) {
+			int u = __shfl_up_sync(0xffffffffu, v, o);
+			if (lane >= o)
+				v += u;
+		}
+		if (lane < warps)
+			sh.counts[warp][lane] = v - own;
+		if (lane == 31)
+			sh.slot_base[warp] = v;
+	}
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		int run = 0;
+		for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
+			int t = sh.slot_base[j];
+			sh.slot_base[j] = run;
+			run += t;
+		}
+		sh.slot_base[GSA_SELECT_SLOTS] = run;
+	}
+	__syncthreads();
+#pragma unroll
+	for (int j = 0; j < GSA_SELECT_SLOTS; j++)
+		rank[j] += sh.slot_base[j] + sh.counts[j][warp];
+	int total = sh.slot_base[GSA_SELECT_SLOTS];
+	__syncthreads(); /* the scratch is reused by the next call */
+	return total;
+}
+
+}  // namespace
+
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)
 gsa_select(const gsa_select_args a)
 {
-	__shared__ int hist[256];
-	__shared__ int warp_sums[32];
-	__shared__ uint32_t sh_prefix;
-	__shared__ int sh_remaining, sh_ties;
+	__shared__ select_shared sh;
 
 	const int s = blockIdx.x;
 	const gsa_budget p = plan_sequence(a, s);
@@ -370,35 +531,49 @@ gsa_select(const gsa_select_args a)
 
 	const float *scores = a.scores + (int64_t)s * a.bt_stride;
 	const int lo = a.sink_blocks, hi = p.n - a.local_blocks;  // middle candidates [lo, hi)
-	const int want = p.keep - a.sink_blocks - a.local_blocks;
+	const int m = hi - lo, want = p.keep - a.sink_blocks - a.local_blocks;
+	const int T = blockDim.x, tid = threadIdx.x;
+	const int chunks = (m + T - 1) / T;
+	if (bitmap)
+		for (int w = tid; w < GSA_BLOCK_WORDS; w += T)
+			sh.bits[w] = 0;
 
-	// Radix select: the key of the want-th largest middle score, 8 bits per pass.
+	// The keys of the first GSA_SELECT_SLOTS * blockDim.x candidates stay in registers for
+	// every pass (loaded once, all in flight together); longer rows read the rest from
+	// global memory in each pass.
+	uint32_t keys[GSA_SELECT_SLOTS];
+#pragma unroll
+	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
+		int i = j * T + tid;
+		keys[j] = i < m ? float_key(scores[lo + i]) : 0u;
+	}
+
+	// Radix select: the key of the want-th largest middle score, 8 bits per pass, stopping
+	// early once every key with the prefix found so far is taken.
 	uint32_t prefix = 0, mask = 0;
 	int remaining = want, ties = 0;
 	for (int shift = 24; shift >= 0 && want > 0; shift -= 8) {
-		for (int i = threadIdx.x; i < 256; i += blockDim.x)
-			hist[i] = 0;
+		for (int i = tid; i < 256; i += T)
+			sh.hist[i] = 0;
 		__syncthreads();
-		for (int base = lo; base < hi; base += blockDim.x) {
-			const int b = base + threadIdx.x;
-			uint32_t k = b < hi ? float_key(scores[b]) : 0;
-			bool counted = b < hi && (k & mask) == prefix;
-			// Scores of one sequence share their top bits: aggregate equal digits per warp
-			// so that one lane adds for all of them (shared atomics on one bin serialise).
-			unsigned digit = counted ? (k >> shift) & 0xff : 0x100u + (threadIdx.x & 31);
-			unsigned same = __match_any_sync(0xffffffffu, digit);
-			if (counted && (threadIdx.x & 31) == __ffs(same) - 1)
-				atomicAdd(&hist[digit], __popc(same));
+#pragma unroll
+		for (int j = 0; j < GSA_SELECT_SLOTS; j++)
+			if (j < chunks)
+				count_digit(sh.hist, keys[j], j * T + tid < m, mask, prefix, shift);
+		for (int j = GSA_SELECT_SLOTS; j < chunks; j++) {
+			int i = j * T + tid;
+			uint32_t k = i < m ? float_key(scores[lo + i]) : 0u;
+			count_digit(sh.hist, k, i < m, mask, prefix, shift);
 		}
 		__syncthreads();
-		if (threadIdx.x < 32) {
+		if (tid < 32) {
 			// Warp 0 finds the digit holding the remaining-th largest key: each lane sums
 			// eight bins, a suffix scan over lanes (lane 31 has the top bins) finds the lane,
 			// then that lane walks its eight bins.
-			const int l = threadIdx.x;
+			const int l = tid;
 			int mine = 0;
 			for (int i = 0; i < 8; i++)
-				mine += hist[l * 8 + i];
+				mine += sh.hist[l * 8 + i];
 			int above = mine; // inclusive suffix sum: bins of lanes >= l
 			for (int o = 1; o < 32; o <<= 1) {
 				int v = __shfl_down_sync(0xffffffffu, above, o);
@@ -411,48 +586,90 @@ gsa_select(const gsa_select_args a)
 			if (who && l == __ffs(who) - 1) {
 				int cum = strictly_above, d = l * 8 + 7;
 				for (; d > l * 8; d--) {
-					if (cum + hist[d] >= remaining)
+					if (cum + sh.hist[d] >= remaining)
 						break;
-					cum += hist[d];
+					cum += sh.hist[d];
 				}
-				sh_prefix = prefix | ((uint32_t)d << shift);
-				sh_remaining = remaining - cum;
-				sh_ties = hist[d]; /* after the last pass: keys equal to the threshold */
+				sh.prefix = prefix | ((uint32_t)d << shift);
+				sh.remaining = remaining - cum;
+				sh.ties = sh.hist[d]; /* keys with the new prefix */
 			}
 		}
 		__syncthreads();
-		prefix = sh_prefix;
-		remaining = sh_remaining;
-		ties = sh_ties;
+		// (Warp 0 writes these again only after the next pass's counting barrier.)
+		prefix = sh.prefix;
+		remaining = sh.remaining;
+		ties = sh.ties;
 		mask |= 0xffu << shift;
-		__syncthreads();
+		if (ties == remaining)
+			break; /* all of them are taken: no lower digit can change the set */
 	}
-	// Now: keys > prefix are all taken; of the keys == prefix, the first `remaining` by index.
-	// Usually every tied key is taken (one key equals the threshold): no rank needed then.
+	// Now: keys whose masked value is above prefix are all taken; of those equal to it, the
+	// first `remaining` by index. Usually every one of them is taken: no rank needed then.
 	const bool rank_ties = want > 0 && ties > remaining;
 
-	int kept_before = 0, ties_before = 0;
-	for (int base = 0; base < p.n; base += blockDim.x) {
-		const int b = base + threadIdx.x;
-		bool in = b < p.n;
-		bool middle = in && b >= lo && b < hi;
-		uint32_t k = middle ? float_key(scores[b]) : 0;
-		bool tie = middle && want > 0 && k == prefix;
+	// Candidates in the register slots: ranks of ties (rarely needed), then positions.
+	bool flag[GSA_SELECT_SLOTS];
+	int rank[GSA_SELECT_SLOTS];
+	int ties_before = 0;
+	if (rank_ties) {
+#pragma unroll
+		for (int j = 0; j < GSA_SELECT_SLOTS; j++)
+			flag[j] = j * T + tid < m && (keys[j] & mask) == prefix;
+		ties_before = slot_ranks(sh, flag, rank);
+	}
+#pragma unroll
+	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
+		uint32_t km = keys[j] & mask;
+		flag[j] = want > 0 && j * T + tid < m &&
+			  (km > prefix || (km == prefix && (!rank_ties || rank[j] < remaining)));
+	}
+	int kept_before = slot_ranks(sh, flag, rank);
+#pragma unroll
+	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
+		if (!flag[j])
+			continue;
+		int b = lo + j * T + tid;
+		shadow[lo + rank[j]] = table[b];
+		if (bitmap && b < GSA_BLOCK_WORDS * 32)
+			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+	}
+	// Candidates beyond the register slots, one block-wide scan per chunk.
+	for (int j = GSA_SELECT_SLOTS; j < chunks; j++) {
+		int i = j * T + tid, b = lo + i;
+		uint32_t km = i < m ? float_key(scores[b]) & mask : 0u;
+		bool tie = i < m && want > 0 && km == prefix;
 		int tie_total = 0, tie_rank = 0;
 		if (rank_ties)
-			tie_rank = ties_before + block_exclusive_scan(tie, warp_sums, &tie_total);
-		bool keep = in && (!middle || (want > 0 && (k > prefix || (tie && tie_rank < remaining))));
+			tie_rank = ties_before + block_exclusive_scan(tie, sh.warp_sums, &tie_total);
+		bool keep = i < m && want > 0 && (km > prefix || (tie && (!rank_ties || tie_rank < remaining)));
 		int kept_total;
-		int pos = kept_before + block_exclusive_scan(keep, warp_sums, &kept_total);
-		if (keep)
-			shadow[pos] = table[b];
-		unsigned bits = __ballot_sync(0xffffffffu, keep);
-		if (bitmap && threadIdx.x % 32 == 0 && b / 32 < GSA_BLOCK_WORDS && b < p.n)
-			bitmap[b / 32] = bits;
+		int pos = kept_before + block_exclusive_scan(keep, sh.warp_sums, &kept_total);
+		if (keep) {
+			shadow[lo + pos] = table[b];
+			if (bitmap && b < GSA_BLOCK_WORDS * 32)
+				atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+		}
 		kept_before += kept_total;
 		ties_before += tie_total;
 	}
-	if (threadIdx.x == 0)
+	// The sinks and the local window, around the selected middle blocks.
+	for (int b = tid; b < lo; b += T) {
+		shadow[b] = table[b];
+		if (bitmap && b < GSA_BLOCK_WORDS * 32)
+			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+	}
+	for (int b = hi + tid; b < p.n; b += T) {
+		shadow[lo + want + (b - hi)] = table[b];
+		if (bitmap && b < GSA_BLOCK_WORDS * 32)
+			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+	}
+	if (bitmap) {
+		__syncthreads();
+		for (int w = tid; w < GSA_BLOCK_WORDS && w * 32 < p.n; w += T)
+			bitmap[w] = sh.bits[w];
+	}
+	if (tid == 0)
 		a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
 	finish_records(a, s, p, bitmap, launch);
 }

@@ -154,7 +154,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.min_blocks = (int32_t)gsa_cfg.min_blocks,
 		.max_blocks = (int32_t)gsa_cfg.max_blocks,
 		.min_tokens = (int32_t)gsa_cfg.min_tokens,
-		.repr = (uint16_t *)kv->repr,
+		.repr = (void *)kv->repr,
 		.fingerprints = (uint64_t *)kv->fingerprints,
 		.num_phys_blocks = kv->num_phys_blocks,
 		.scores = (float *)sh->scores,
@@ -219,7 +219,9 @@ uint64_t gsa_sparse_reserve(uint64_t total_bytes)
 {
 	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() || gsa_kv_count() > 0)
 		return 0;
-	/* Representations take 1/(2 x block size) of the KV cache for mean, twice that for
-	 * Quest; block size 16 is the smallest vLLM uses, and the cache is at most the card. */
-	return total_bytes / (gsa_cfg.policy == GSA_POLICY_QUEST ? 16 : 32);
+	/* Representations take 1/(4 x block size) of the KV cache for mean (one fp8 byte per
+	 * key channel), four times that for Quest (min and max in the KV element type); block
+	 * size 16 is the smallest vLLM uses, and the cache is at most the card. Mean reserves
+	 * 1/48, not 1/64: fingerprints (8 bytes a block) and row padding come on top. */
+	return total_bytes / (gsa_cfg.policy == GSA_POLICY_QUEST ? 16 : 48);
 }

@@ -35,8 +35,9 @@ struct gsa_select_args {
 	int32_t sink_blocks, local_blocks, min_blocks, max_blocks, min_tokens;
 
 	/* Library-owned buffers. */
-	uint16_t *repr;             /* per physical block: policy mean: [kv_heads*head_size];
-	                               quest: min then max, 2x that */
+	void *repr;                 /* per physical block: policy mean: [kv_heads*head_size]
+	                               fp8 e4m3, padded to a multiple of 16 bytes; quest: min
+	                               then max in the KV element type */
 	uint64_t *fingerprints;     /* per physical block: content fingerprint of repr, 0 = none */
 	int64_t num_phys_blocks;
 	float *scores;              /* [num_seqs, bt_stride] scratch */
@@ -53,9 +54,12 @@ struct gsa_select_args {
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
  * loads overlap (each block is a chain of dependent loads: table entry, fingerprint, then
  * representation), while the group-mean query each CTA recomputes stays cheap. */
-#define GSA_WARP_BLOCKS 4
+#define GSA_WARP_BLOCKS 8
 #define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
 #define GSA_SELECT_THREADS 1024
+/* Middle candidates per selection thread whose keys stay in registers across the radix
+ * passes: 16K blocks (256K tokens at 16-token blocks); longer rows re-read the rest. */
+#define GSA_SELECT_SLOTS 16
 
 #endif

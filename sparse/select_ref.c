@@ -1,6 +1,7 @@
 /* The host reference of the selection (see select_ref.h). */
 #include "sparse/select_ref.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,22 @@ static float round_to(float f, int dtype)
 	return f;
 }
 
+/* Round to fp8 e4m3 and back, as the kernel stores mean keys: round to nearest even with
+ * three mantissa bits (spacing 2^(e-4) in the binade [2^(e-1), 2^e), 2^-9 below the smallest
+ * normal 2^-6), saturated to +-448. */
+static float round_e4m3(float f)
+{
+	float a = fabsf(f);
+	if (a != a)
+		return f;
+	if (a >= 448.f)
+		return copysignf(448.f, f);
+	int e;
+	frexpf(a, &e);
+	float step = ldexpf(1.f, e - 4 < -9 ? -9 : e - 4);
+	return copysignf(rintf(a / step) * step, f); /* a / step is exact: a power of two */
+}
+
 static float score_block(const struct gsa_select_args *a, int64_t phys, const float *qbar)
 {
 	const int row = a->num_kv_heads * a->head_size;
@@ -51,7 +68,7 @@ static float score_block(const struct gsa_select_args *a, int64_t phys, const fl
 			float x = qbar[c] * round_to(lo, a->dtype), y = qbar[c] * round_to(hi, a->dtype);
 			score += x > y ? x : y;
 		} else {
-			score += qbar[c] * round_to(sum * (1.f / (float)a->block_size), a->dtype);
+			score += qbar[c] * round_e4m3(sum * (1.f / (float)a->block_size));
 		}
 	}
 	return score;

@@ -1,6 +1,6 @@
 /* A plain C reference of the selection the GPU kernels perform (gsa_kernels.cu), on host
- * memory: same budget (budget.h), same representations (mean or min/max of each block's keys,
- * rounded to the KV element type), same scores, same tie rule (the lower block index wins).
+ * memory: same budget (budget.h), same representations (mean of each block's keys rounded to
+ * fp8 e4m3, or their min/max in the KV element type), same scores, same tie rule (the lower block index wins).
  * Used by the CPU tests, and by the GPU suite through build/libgsa_select_ref.so. */
 #ifndef GSA_SELECT_REF_H
 #define GSA_SELECT_REF_H

@@ -62,6 +62,22 @@ static float f32(uint16_t v)
 	memcpy(&f, &b, 4);
 	return f;
 }
+/* fp8 e4m3 rounding written apart from the reference's: the nearest of all 127 finite
+ * non-negative e4m3 values by enumeration (ties to the even code), saturated at 448. */
+static float e4m3(float f)
+{
+	float a = fabsf(f), best = 0.f;
+	int best_code = 0;
+	for (int code = 1; code < 0x7f; code++) {
+		int ex = code >> 3, man = code & 7;
+		float v = ex ? ldexpf(1.f + man / 8.f, ex - 7) : ldexpf(man / 8.f, -6);
+		float d = fabsf(v - a), bd = fabsf(best - a);
+		if (d < bd || (d == bd && !(code & 1) && (best_code & 1)))
+			best = v, best_code = code;
+	}
+	return copysignf(best, f);
+}
+
 static float frand(void) { return (float)rand() / (float)RAND_MAX * 2.f - 1.f; }
 
 enum { S = 4, HQ = 8, HKV = 2, D = 16, BS = 4, NB = 256, STRIDE = 48 };
@@ -150,7 +166,7 @@ static void selection(int policy)
 					if (policy == GSA_POLICY_QUEST)
 						tot += fmax(qb * lo, qb * hi);
 					else
-						tot += qb * f32(bf16((float)(sum / BS)));
+						tot += qb * e4m3((float)(sum / BS));
 				}
 			sc[b] = tot;
 		}

@@ -10,8 +10,9 @@ index), in their original order; shadow length = (keep-1)*B + (L - (n-1)*B).
 
 Scores use the GQA-group mean query qbar_h (float32 mean of the query heads j with
 j // (Hq/Hkv) == h):
-  mean:  kmean[b,h] = float32 mean over the block's tokens of its keys, rounded to bf16 (the
-         library stores it so); score(b) = sum_h dot(qbar_h, kmean[b,h])
+  mean:  kmean[b,h] = float32 mean over the block's tokens of its keys, rounded to fp8 e4m3
+         (nearest even, saturated to +-448: the library stores it so);
+         score(b) = sum_h dot(qbar_h, kmean[b,h])
   quest: kmin/kmax per channel over the block's tokens (exact);
          score(b) = sum_h sum_d max(qbar_h[d]*kmin[b,h,d], qbar_h[d]*kmax[b,h,d])
 
@@ -149,7 +150,9 @@ class GsaRef:
         for i in range(0, phys.numel(), self.CHUNK):
             K = self.key_cache[phys[i:i + self.CHUNK]]  # [m, B, H, D] bf16
             if policy == "mean":
-                parts_a.append(K.float().mean(dim=1).to(torch.bfloat16).float())
+                # clamp first: torch turns values >= 480 into NaN, the library saturates
+                parts_a.append(K.float().mean(dim=1).clamp(-448.0, 448.0)
+                               .to(torch.float8_e4m3fn).float())
             else:
                 parts_a.append(K.amin(dim=1).float())
                 parts_b.append(K.amax(dim=1).float())
