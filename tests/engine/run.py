@@ -42,7 +42,7 @@ def lib_env(**gsa):
 _port = [29500 + os.getpid() % 1000]
 
 
-def worker(out, name, mode, env, wargs, tp=1, timeout=900):
+def worker(out, name, mode, env, wargs, tp=1, timeout=None):
     """Runs worker.py (tp processes for tensor parallel); returns its JSON or an error dict."""
     js = os.path.join(out, f"{name}.json")
     logf = os.path.join(out, f"{name}.log")
@@ -50,6 +50,8 @@ def worker(out, name, mode, env, wargs, tp=1, timeout=900):
         os.unlink(js)
     # ENGINE_WORKER_EXTRA: extra worker options (e.g. "--device cpu --attention torch" for a
     # CPU smoke test of the driver)
+    timeout = timeout or float(os.environ.get("ENGINE_WORKER_TIMEOUT_S", "900"))
+    wargs = wargs + ["--hang-s", str(max(10, timeout - 15))]
     cmd = [sys.executable, os.path.join(HERE, "worker.py"), mode, "--json", js] + wargs + \
         os.environ.get("ENGINE_WORKER_EXTRA", "").split()
     t0 = time.time()

@@ -68,6 +68,7 @@ for phase in "$@"; do
 	tokens)
 		$py tests/engine/run.py tokens --out "$work" 2>&1 | tee -a "$log" || status=1 ;;
 	tp)
+		export ENGINE_WORKER_TIMEOUT_S=${ENGINE_WORKER_TIMEOUT_S:-240}
 		n=$(nvidia-smi -L 2>/dev/null | wc -l)
 		if [ "$n" -lt 2 ]; then say "tp: this machine has $n GPU(s); tensor parallelism needs 2"; status=1; continue; fi
 		$py tests/engine/run.py tokens --tp 2 --out "$work" 2>&1 | tee -a "$log" || status=1
@@ -77,6 +78,7 @@ for phase in "$@"; do
 	*) say "unknown phase $phase"; status=1 ;;
 	esac
 	say "phase $phase took $(( $(date +%s) - t0 )) s"
+	# bundle after every phase: what is done comes back even if a later phase runs out of time
+	tar czf "$out/engine-results.tar.gz" -C build --exclude='engine/ref' --exclude='*.gsatrace' engine 2>/dev/null
 done
-tar czf "$out/engine-results.tar.gz" -C build --exclude='engine/ref' --exclude='*.gsatrace' engine 2>/dev/null
 exit $status

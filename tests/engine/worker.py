@@ -11,6 +11,7 @@ Tensor parallel: started once per rank with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_P
 """
 
 import argparse
+import faulthandler
 import json
 import math
 import os
@@ -35,12 +36,16 @@ def log(*a):
 
 
 # ------------------------------------------------------------------------- setup
-def setup_dist():
+def setup_dist(device):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
-        torch.cuda.set_device(rank)
-        torch.distributed.init_process_group("nccl", device_id=torch.device("cuda", rank))
+        if device == "cuda":
+            torch.cuda.set_device(rank)
+            torch.distributed.init_process_group("nccl", device_id=torch.device("cuda", rank))
+        else:  # CPU smoke test of the tensor-parallel logic
+            torch.distributed.init_process_group("gloo")
+        log(f"rank {rank}/{world}: process group up")
         return rank, world, torch.distributed.group.WORLD
     return 0, 1, None
 
@@ -302,6 +307,7 @@ def mode_tokens(args, eng, cfg, w, tok):
         reqs = [eng.add(p, args.steps) for p in prompts]
         eng.run()
         out[mode] = [r.output for r in reqs]
+        log(f"tokens: {mode} done ({dict(eng.stats)})")
     return out
 
 
@@ -336,6 +342,7 @@ def main():
     ap.add_argument("--prefill-max", type=int, default=32768,
                     help="speed: longer contexts get synthetic K/V instead of a real prefill")
     ap.add_argument("--check-prompts", default="500,1500,3000")
+    ap.add_argument("--hang-s", type=float, default=0, help="dump stacks and exit after this long")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test with --attention torch")
     args = ap.parse_args()
     args.check_prompts = [int(x) for x in args.check_prompts.split(",")]
@@ -343,7 +350,9 @@ def main():
     args.max_kv_blocks = args.max_kv_blocks or None
 
     t0 = time.time()
-    rank, tp, group = setup_dist()
+    if args.hang_s > 0:  # a hung process prints where every thread is, then exits
+        faulthandler.dump_traceback_later(args.hang_s, exit=True)
+    rank, tp, group = setup_dist(args.device)
     torch.manual_seed(0)
     with torch.inference_mode():
         cfg, w, tok = load_model(args, rank, tp)
@@ -367,9 +376,13 @@ def main():
         with open(args.json + ".tmp", "w") as f:
             json.dump(res, f)
         os.replace(args.json + ".tmp", args.json)
+    log(f"rank {rank}: done in {time.time() - t0:.0f} s")
     if tp > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+        # destroy_process_group() can hang once NCCL collectives were captured in CUDA graphs
+        # (pytorch/pytorch#115388): leave without tearing the communicator down.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
