@@ -143,13 +143,13 @@ def cmd_fidelity(a):
                     extra["trace"] = os.path.join(a.out, "fidelity_mean_0.3.gsatrace")
                 runs.append((f"gsa_{pol}_{r}", pol, float(r), lib_env(ratio=r, policy=pol, **extra),
                              ["--ref", ref]))
-    else:
-        # --configs "mean,0.3,min_tokens=0;mean,0.3,local_blocks=8": other GSA_* settings
-        for spec in a.configs.split(";"):
-            f = spec.split(",")
-            pol, r, kv = f[0], f[1], dict(x.split("=", 1) for x in f[2:])
-            name = "gsa_" + "_".join([pol, r] + [f"{k}{v}" for k, v in kv.items()])
-            runs.append((name, pol, float(r), lib_env(ratio=r, policy=pol, **kv), ["--ref", ref]))
+    # --configs "mean,0.3,min_tokens=0;mean,0.3,local_blocks=8": other GSA_* settings, instead
+    # of the grid; --add-configs: the same, after the grid
+    for spec in [x for x in (a.configs or a.add_configs).split(";") if x]:
+        f = spec.split(",")
+        pol, r, kv = f[0], f[1], dict(x.split("=", 1) for x in f[2:])
+        name = "gsa_" + "_".join([pol, r] + [f"{k}{v}" for k, v in kv.items()])
+        runs.append((name, pol, float(r), lib_env(ratio=r, policy=pol, **kv), ["--ref", ref]))
     results = {}
     for name, pol, ratio, env, extra in runs:
         results[name] = (pol, ratio, worker(a.out, name, "fidelity", env, common + extra))
@@ -302,6 +302,7 @@ def main():
     ap.add_argument("--ratios", default="0.1,0.2,0.3,0.5")
     ap.add_argument("--policies", default="mean,quest")
     ap.add_argument("--configs", default="", help='fidelity: "policy,ratio[,key=value...];..."')
+    ap.add_argument("--add-configs", default="")
     ap.add_argument("--fidelity-jsonl", default="engine_fidelity.jsonl")
     ap.add_argument("--passthrough", action="store_true",
                     help="speed: also a run with the library loaded but GSA_DISABLE=1")
