@@ -8,6 +8,7 @@
 #   speed     Llama-3-8B geometry, one GPU: decode tok/s and TTFT, dense vs GSA_RATIO=0.3
 #   tokens    token identity (no library vs GSA_RATIO=1), one GPU
 #   tp        the same speed and token checks with tensor parallelism over 2 GPUs
+#             (tp-tokens, tp-speed: one half)
 # The library is $ENGINE_GSA_LIB (default build/libgsa_preload.so). Results go to build/engine
 # and, bundled, to $OUT (engine-results.tar.gz plus the JSON lines and the log).
 # Knobs: ENGINE_SPEED_CONTEXTS, ENGINE_SPEED_BATCHES, ENGINE_SPEED_BUDGET_S, ENGINE_SPEED_ARGS
@@ -67,14 +68,19 @@ for phase in "$@"; do
 		cp "$work/engine_speed_tp1.jsonl" "$out/" 2>/dev/null ;;
 	tokens)
 		$py tests/engine/run.py tokens --out "$work" 2>&1 | tee -a "$log" || status=1 ;;
-	tp)
+	tp | tp-tokens | tp-speed)
 		export ENGINE_WORKER_TIMEOUT_S=${ENGINE_WORKER_TIMEOUT_S:-240}
 		n=$(nvidia-smi -L 2>/dev/null | wc -l)
 		if [ "$n" -lt 2 ]; then say "tp: this machine has $n GPU(s); tensor parallelism needs 2"; status=1; continue; fi
-		$py tests/engine/run.py tokens --tp 2 --out "$work" 2>&1 | tee -a "$log" || status=1
-		$py tests/engine/run.py speed --tp 2 --out "$work" --contexts "${ENGINE_TP_CONTEXTS:-32768,131072}" \
-			--batches "${ENGINE_TP_BATCHES:-1,8}" --budget-s "${ENGINE_SPEED_BUDGET_S:-200}" 2>&1 | tee -a "$log" || status=1
-		cp "$work/engine_speed_tp2.jsonl" "$out/" 2>/dev/null ;;
+		if [ "$phase" != tp-speed ]; then
+			$py tests/engine/run.py tokens --tp 2 --out "$work" 2>&1 | tee -a "$log" || status=1
+			tar czf "$out/engine-results.tar.gz" -C build --exclude='engine/ref' --exclude='*.gsatrace' engine 2>/dev/null
+		fi
+		if [ "$phase" != tp-tokens ]; then
+			$py tests/engine/run.py speed --tp 2 --out "$work" --contexts "${ENGINE_TP_CONTEXTS:-32768,131072}" \
+				--batches "${ENGINE_TP_BATCHES:-1,8}" --budget-s "${ENGINE_SPEED_BUDGET_S:-200}" 2>&1 | tee -a "$log" || status=1
+			cp "$work/engine_speed_tp2.jsonl" "$out/" 2>/dev/null
+		fi ;;
 	*) say "unknown phase $phase"; status=1 ;;
 	esac
 	say "phase $phase took $(( $(date +%s) - t0 )) s"
