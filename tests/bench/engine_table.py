@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the README's end-to-end tables from tests/bench/results/engine_fidelity.jsonl and
-engine_speed.jsonl (markdown)."""
+engine_speed.jsonl (markdown): `engine_table.py [fidelity] [speed] [eager]`."""
 
 import collections
 import json
@@ -42,9 +42,11 @@ def fidelity(rows):
         print("| " + " | ".join(out) + " |")
 
 
-def speed(rows):
+def speed(rows, modes=("graph",)):
+    """CUDA-graph rows by default (what engines run in production); "eager" in modes adds those."""
+    rows = [r for r in rows if r["mode"] in modes]
     head = ["gpu", "tp", "context", "batch", "mode", "dense tok/s", "GSA tok/s", "speed-up",
-            "dense TPOT ms", "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms"]
+            "dense TPOT ms", "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms", "means"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     f = lambda v, s: "-" if v is None else format(v, s)
@@ -55,14 +57,16 @@ def speed(rows):
                                  f"{r['dense_tok_s']:.0f}", f"{r['gsa_tok_s']:.0f}",
                                  f"{r['gsa_tok_s'] / r['dense_tok_s']:.2f}x",
                                  f"{r['dense_tpot_ms']:.1f}", f"{r['gsa_tpot_ms']:.1f}",
-                                 f(r["dense_ttft_ms"], ".0f"), f(r["gsa_ttft_ms"], ".0f")]) + " |")
+                                 f(r["dense_ttft_ms"], ".0f"), f(r["gsa_ttft_ms"], ".0f"),
+                                 "fp8" if "fp8" in r.get("library", "") else "bf16"]) + " |")
 
 
 if __name__ == "__main__":
     what = sys.argv[1:] or ["fidelity", "speed"]
+    modes = ("graph", "eager") if "eager" in what else ("graph",)
     if "fidelity" in what:
         fidelity(load("engine_fidelity.jsonl"))
     if "speed" in what:
         if "fidelity" in what:
             print()
-        speed(load("engine_speed.jsonl"))
+        speed(load("engine_speed.jsonl"), modes)
