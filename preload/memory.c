@@ -41,7 +41,15 @@ void gsa_memory_record_alloc(uint64_t ptr, uint64_t size, int api, uint64_t stre
 bool gsa_memory_forget(uint64_t ptr, struct gsa_alloc *removed)
 {
 	gsa_thread()->alloc_seq++;
-	return gsa_allocs_remove(ptr, removed);
+	struct gsa_alloc old;
+	if (!gsa_allocs_remove(ptr, &old))
+		return false;
+	/* A KV cache that lived here must not keep its selection state: a cache allocated
+	 * later at the same address may be larger (its state is sized from the allocation). */
+	gsa_sparse_forget_memory(old.ptr, old.size);
+	if (removed)
+		*removed = old;
+	return true;
 }
 
 /* The entry is removed before the real free, so that an address the driver reuses at once

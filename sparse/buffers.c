@@ -73,10 +73,23 @@ static struct gsa_kv *kv_find(uint64_t key_cache)
 	int n = atomic_load_explicit(&n_kv, memory_order_acquire);
 	for (int i = n - 1; i >= 0; i--) {
 		struct gsa_kv *k = atomic_load_explicit(&kvs[i], memory_order_relaxed);
-		if (k->key_cache == key_cache)
+		if (k->key_cache == key_cache &&
+		    !atomic_load_explicit(&k->retired, memory_order_acquire))
 			return k;
 	}
 	return NULL;
+}
+
+void gsa_kv_forget_range(uint64_t ptr, uint64_t size)
+{
+	/* Off the launch path (a free). The retired state's device buffers are not freed: a
+	 * thread that found it just before may still enqueue work that uses them. */
+	int n = atomic_load_explicit(&n_kv, memory_order_acquire);
+	for (int i = 0; i < n; i++) {
+		struct gsa_kv *k = atomic_load_explicit(&kvs[i], memory_order_relaxed);
+		if (k->key_cache - ptr < size)
+			atomic_store_explicit(&k->retired, true, memory_order_release);
+	}
 }
 
 struct gsa_kv *gsa_kv_get(const struct gsa_launch *l, const struct gsa_attention *a,

@@ -23,6 +23,7 @@ struct gsa_kv {
 	int32_t block_size, num_kv_heads, head_size, policy;
 	int64_t k_stride_block, k_stride_token, k_stride_head;
 	atomic_int num_q_heads;      /* learned from launches that reveal it; 0 until then */
+	atomic_bool retired;         /* its memory was freed: never found again */
 };
 
 struct gsa_shadow {
@@ -59,5 +60,8 @@ struct gsa_shadow *gsa_shadow_get(const struct gsa_launch *l, const struct gsa_a
 struct gsa_shadow *gsa_shadow_by_lens(uint64_t seq_lens);
 /* Number of KV caches prepared so far. */
 int gsa_kv_count(void);
+/* Device memory [ptr, ptr + size) was freed: KV states whose cache lay there are retired, so
+ * a cache allocated later at the same address (maybe larger) gets a state sized for it. */
+void gsa_kv_forget_range(uint64_t ptr, uint64_t size);
 
 #endif

@@ -215,6 +215,11 @@ void gsa_sparse_encode_failed(const struct gsa_launch *l)
 		     l->kernel->name);
 }
 
+void gsa_sparse_forget_memory(uint64_t ptr, uint64_t size)
+{
+	gsa_kv_forget_range(ptr, size);
+}
+
 uint64_t gsa_sparse_reserve(uint64_t total_bytes)
 {
 	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() || gsa_kv_count() > 0)

@@ -21,6 +21,9 @@ bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a
  * kernels that follow it must not take its shadow lengths. */
 void gsa_sparse_encode_failed(const struct gsa_launch *l);
 
+/* Device memory [ptr, ptr + size) was freed (called from the free wrappers). */
+void gsa_sparse_forget_memory(uint64_t ptr, uint64_t size);
+
 /* Bytes to report as used by cuMemGetInfo/cudaMemGetInfo while the engine sizes its KV
  * cache, so that the library's own buffers (allocated later) still fit. */
 uint64_t gsa_sparse_reserve(uint64_t total_bytes);

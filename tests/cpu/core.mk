@@ -18,3 +18,8 @@ CPU_TESTS += $(BUILD)/test/test_select_ref
 $(BUILD)/test/test_select_ref: tests/cpu/test_select_ref.c sparse/select_ref.c sparse/budget.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ tests/cpu/test_select_ref.c sparse/select_ref.c -lm
+
+CPU_TESTS += $(BUILD)/test/test_kv_buffers
+$(BUILD)/test/test_kv_buffers: tests/cpu/test_kv_buffers.c sparse/buffers.c preload/alloc_registry.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
