@@ -456,6 +456,20 @@ class Release:
         return out
 
 
+def _import_from(root, module_name, what):
+    """Imports module_name with every vllm.* import served from root or the stubs."""
+    _purge_vllm_modules()
+    finder = _Finder(root)
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module(module_name), finder
+    except Exception as e:
+        raise LoaderError(f"importing {module_name} of {what} from {root} failed: "
+                          f"{type(e).__name__}: {e}") from e
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def load_release(release, cache_dir=None):
     root = resolve_release_dir(release, cache_dir)
     version = os.path.basename(root.rstrip("/"))
@@ -479,16 +493,7 @@ def load_release(release, cache_dir=None):
     except ImportError as e:
         raise LoaderError(f"loading vLLM kernels needs torch and triton: {e}") from e
 
-    _purge_vllm_modules()
-    finder = _Finder(root)
-    sys.meta_path.insert(0, finder)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as e:
-        raise LoaderError(f"importing {module_name} of vLLM {version} from {root} failed: "
-                          f"{type(e).__name__}: {e}") from e
-    finally:
-        sys.meta_path.remove(finder)
+    module, finder = _import_from(root, module_name, f"vLLM {version}")
     if not hasattr(module, "unified_attention"):
         raise LoaderError(f"{module_name} of vLLM {version} has no unified_attention()")
     return Release(version, root, module, module_name, list(finder.served))
@@ -504,17 +509,11 @@ def load_cache_writer(release="0.33.0", cache_dir=None):
     root = resolve_release_dir(release, cache_dir)
     if not os.path.isfile(os.path.join(root, *CACHE_WRITER_MODULE.split(".")) + ".py"):
         raise LoaderError(f"{root} has no {CACHE_WRITER_MODULE} (re-run tests/gpu/fetch_vllm.sh)")
+    # loaded beside an already loaded attention module: keep that one's vllm.* modules
     saved = {k: v for k, v in sys.modules.items() if k == "vllm" or k.startswith("vllm.")}
-    _purge_vllm_modules()
-    finder = _Finder(root)
-    sys.meta_path.insert(0, finder)
     try:
-        module = importlib.import_module(CACHE_WRITER_MODULE)
-    except Exception as e:
-        raise LoaderError(f"importing {CACHE_WRITER_MODULE} from {root} failed: "
-                          f"{type(e).__name__}: {e}") from e
+        module, _ = _import_from(root, CACHE_WRITER_MODULE, "the release")
     finally:
-        sys.meta_path.remove(finder)
         _purge_vllm_modules()
         sys.modules.update(saved)
     return module.triton_reshape_and_cache_flash
