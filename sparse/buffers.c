@@ -36,6 +36,15 @@ static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int gsa_kv_count(void) { return atomic_load_explicit(&n_kv, memory_order_relaxed); }
 
+int gsa_kv_live(void)
+{
+	int n = atomic_load_explicit(&n_kv, memory_order_acquire), live = 0;
+	for (int i = 0; i < n; i++)
+		live += !atomic_load_explicit(&atomic_load_explicit(&kvs[i], memory_order_relaxed)->retired,
+					      memory_order_acquire);
+	return live;
+}
+
 typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
 typedef CUresult (*memset_fn)(CUdeviceptr, unsigned char, size_t, CUstream);
 

@@ -58,8 +58,9 @@ struct gsa_shadow *gsa_shadow_get(const struct gsa_launch *l, const struct gsa_a
 				  bool capturing, int *why);
 /* The shadow whose last launch read these sequence lengths, or NULL. */
 struct gsa_shadow *gsa_shadow_by_lens(uint64_t seq_lens);
-/* Number of KV caches prepared so far. */
+/* Number of KV caches prepared so far, and of those whose memory was not freed since. */
 int gsa_kv_count(void);
+int gsa_kv_live(void);
 /* Device memory [ptr, ptr + size) was freed: KV states whose cache lay there are retired, so
  * a cache allocated later at the same address (maybe larger) gets a state sized for it. */
 void gsa_kv_forget_range(uint64_t ptr, uint64_t size);

@@ -222,7 +222,9 @@ void gsa_sparse_forget_memory(uint64_t ptr, uint64_t size)
 
 uint64_t gsa_sparse_reserve(uint64_t total_bytes)
 {
-	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() || gsa_kv_count() > 0)
+	/* Live caches only: an engine whose profiling pass ran attention over a throw-away cache
+	 * (freed since) is still sizing its real one. */
+	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() || gsa_kv_live() > 0)
 		return 0;
 	/* Representations take 1/(4 x block size) of the KV cache for mean (one fp8 byte per
 	 * key channel), four times that for Quest (min and max in the KV element type); block

@@ -87,12 +87,15 @@ int main(void)
 	CHECK(gsa_kv_get(&l, &a, false, &why) == k1, "found again");
 	CHECK(gsa_kv_get(&l, &a, true, &why) == k1, "found again during capture");
 	CHECK_EQ_U64(gsa_kv_count(), 2);
+	CHECK_EQ_U64(gsa_kv_live(), 2);
 
 	/* freed (the free wrappers call gsa_kv_forget_range), then a cache 4x larger at the
 	 * same address */
 	struct gsa_alloc gone;
 	CHECK(gsa_allocs_remove(base, &gone), "removed");
 	gsa_kv_forget_range(gone.ptr, gone.size);
+	/* what gsa_sparse_reserve() asks: the memory reserve comes back while no cache is live */
+	CHECK_EQ_U64(gsa_kv_live(), 1);
 	struct gsa_alloc big = {base, 800 * block_bytes, 0, 0, 0};
 	CHECK(gsa_allocs_add(&big), "re-added");
 
@@ -114,5 +117,6 @@ int main(void)
 	gsa_kv_forget_range(0x1000, 4096);
 	CHECK(gsa_kv_get(&l, &b, false, &why) == kb, "unrelated free");
 	CHECK_EQ_U64(gsa_kv_count(), 3);
+	CHECK_EQ_U64(gsa_kv_live(), 2);
 	return check_report("test_kv_buffers");
 }
