@@ -23,3 +23,9 @@ CPU_TESTS += $(BUILD)/test/test_kv_buffers
 $(BUILD)/test/test_kv_buffers: tests/cpu/test_kv_buffers.c sparse/buffers.c preload/alloc_registry.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
+
+CPU_TESTS += $(BUILD)/test/test_select_hot_path
+$(BUILD)/test/test_select_hot_path: tests/cpu/test_select_hot_path.c sparse/select.c sparse/buffers.c \
+		preload/alloc_registry.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
