@@ -3,50 +3,16 @@
  * this) must get a new state sized for the new allocation, not the old one's block count
  * (which would leave the new blocks unscored). Linked with the allocation registry; the
  * driver, the module, the log and the configuration are stand-ins defined here. */
-#include <stdarg.h>
-#include <stdlib.h>
-
-#include <cuda.h>
-
 #include "preload/alloc_registry.h"
 #include "preload/config.h"
-#include "preload/driver.h"
-#include "preload/log.h"
 #include "sparse/buffers.h"
 #include "tests/cpu/check.h"
+#include "tests/cpu/stand_in_device.h"
 
 struct gsa_config gsa_cfg = {.ratio = 0.3, .policy = GSA_POLICY_MEAN};
 
-void gsa_log(int level, int code, const char *fmt, ...)
-{
-	(void)level, (void)code, (void)fmt;
-}
-
 static const struct gsa_module fake_module;
 const struct gsa_module *gsa_module_current(void) { return &fake_module; }
-
-/* Device memory stand-in: host memory, addresses handed out as CUdeviceptr. */
-static int allocs_made;
-static CUresult fake_alloc(CUdeviceptr *p, size_t bytes)
-{
-	allocs_made++;
-	*p = (CUdeviceptr)(uintptr_t)calloc(1, bytes);
-	return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
-}
-static CUresult fake_memset(CUdeviceptr p, unsigned char v, size_t n, CUstream s)
-{
-	(void)s;
-	memset((void *)(uintptr_t)p, v, n);
-	return CUDA_SUCCESS;
-}
-void *gsa_driver_sym(const char *name)
-{
-	if (!strcmp(name, "cuMemAlloc_v2"))
-		return (void *)fake_alloc;
-	if (!strcmp(name, "cuMemsetD8Async"))
-		return (void *)fake_memset;
-	return NULL;
-}
 
 /* A KV cache at `base` in vLLM 0.10's (2, blocks, 16, 8, 128) bf16 layout: K is the first half. */
 static struct gsa_attention cache_at(uint64_t base)

@@ -22,19 +22,16 @@
 #include "sparse/sparse.h"
 #include "sparse/stats.h"
 #include "tests/cpu/check.h"
+#include "tests/cpu/stand_in_device.h"
 
 struct gsa_config gsa_cfg = {.ratio = 0.3, .policy = GSA_POLICY_MEAN, .sink_blocks = 1,
 			     .local_blocks = 2, .min_blocks = 16, .min_tokens = 2048};
 bool gsa_active = true, gsa_tracing = false;
 
-static int n_alloc, n_memset, n_capture_query, n_launch, n_trace;
+static int n_capture_query, n_launch, n_trace;
 static CUstream launch_stream;
 static CUstreamCaptureStatus capture_status = CU_STREAM_CAPTURE_STATUS_NONE;
 
-void gsa_log(int level, int code, const char *fmt, ...)
-{
-	(void)level, (void)code, (void)fmt;
-}
 void gsa_trace_emit(uint16_t type, const void *payload, uint32_t size)
 {
 	(void)type, (void)payload, (void)size;
@@ -65,28 +62,6 @@ const struct gsa_driver_api *gsa_driver(void)
 {
 	static const struct gsa_driver_api api = {.stream_is_capturing = is_capturing};
 	return &api;
-}
-
-static CUresult fake_alloc(CUdeviceptr *p, size_t bytes)
-{
-	n_alloc++;
-	*p = (CUdeviceptr)(uintptr_t)calloc(1, bytes);
-	return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
-}
-static CUresult fake_memset(CUdeviceptr p, unsigned char v, size_t n, CUstream s)
-{
-	(void)s;
-	n_memset++;
-	memset((void *)(uintptr_t)p, v, n);
-	return CUDA_SUCCESS;
-}
-void *gsa_driver_sym(const char *name)
-{
-	if (!strcmp(name, "cuMemAlloc_v2"))
-		return (void *)fake_alloc;
-	if (!strcmp(name, "cuMemsetD8Async"))
-		return (void *)fake_memset;
-	return NULL;
 }
 
 /* The launch's own entry point: the selection kernels must come through it, on its stream. */
@@ -155,14 +130,14 @@ int main(void)
 
 	/* first eager launch: prepares the cache's state and the table's shadow */
 	CHECK(gsa_sparse_select(&l, &a, &rw), "first launch rewritten");
-	CHECK(n_alloc > 0, "buffers created at the first eager launch");
+	CHECK(stand_in_allocs > 0, "buffers created at the first eager launch");
 	CHECK(rw.block_table && rw.block_table != table && rw.seq_lens && rw.seq_lens != lens,
 	      "rewritten to the library's shadow buffers");
 	CHECK_EQ_U64(n_launch, 2);
 
 	/* steady state: the hot path */
 	const int N = 200000;
-	int alloc0 = n_alloc, memset0 = n_memset, cap0 = n_capture_query;
+	int alloc0 = stand_in_allocs, memset0 = stand_in_memsets, cap0 = n_capture_query;
 	n_launch = 0;
 	double t0 = now_ns();
 	int rewritten = 0;
@@ -174,21 +149,21 @@ int main(void)
 	double per = (now_ns() - t0) / N;
 	CHECK_EQ_U64(rewritten, N);
 	CHECK_EQ_U64(n_launch, 2ull * N);
-	CHECK_EQ_U64(n_alloc - alloc0, 0);
-	CHECK_EQ_U64(n_memset - memset0, 0);
+	CHECK_EQ_U64(stand_in_allocs - alloc0, 0);
+	CHECK_EQ_U64(stand_in_memsets - memset0, 0);
 	CHECK_EQ_U64(n_capture_query - cap0, N);
 	printf("NOTE selection host path: %.0f ns per attention launch (two kernels enqueued, "
 	       "stand-in driver)\n", per);
 
 	/* during capture: prepared state is used, nothing is created */
 	capture_status = CU_STREAM_CAPTURE_STATUS_ACTIVE;
-	alloc0 = n_alloc;
+	alloc0 = stand_in_allocs;
 	n_launch = 0;
 	CHECK(gsa_sparse_select(&l, &a, &rw), "prepared cache rewritten during capture");
 	CHECK_EQ_U64(n_launch, 2);
 	struct gsa_attention c = decode_batch(kv2, table, lens, q);
 	CHECK(!gsa_sparse_select(&l, &c, &rw), "a cache first seen during capture runs dense");
-	CHECK_EQ_U64(n_alloc - alloc0, 0);
+	CHECK_EQ_U64(stand_in_allocs - alloc0, 0);
 	CHECK_EQ_U64(n_launch, 2);
 	return check_report("test_select_hot_path");
 }
