@@ -48,8 +48,17 @@ class Request:
     t_first: float = 0.0
     done: bool = False
 
-    def tokens(self):
-        return self.prompt + self.output
+    def num_tokens(self):
+        return len(self.prompt) + len(self.output)
+
+    def token_slice(self, a, b):
+        """(prompt + output)[a:b] without building the whole list (contexts reach 128K tokens)."""
+        p = len(self.prompt)
+        if b <= p:
+            return self.prompt[a:b]
+        if a >= p:
+            return self.output[a - p:b - p]
+        return self.prompt[a:] + self.output[:b - p]
 
 
 class BlockPool:
@@ -196,7 +205,7 @@ class Engine:
         """n running copies of a request that has finished its prefill: fresh blocks holding
         copies of its K/V (a measurement shortcut for building a batch of long contexts without
         prefilling each; the copies are distinct physical blocks)."""
-        assert r.computed == len(r.tokens()) - 1, "fork a request that is decoding"
+        assert r.computed == r.num_tokens() - 1, "fork a request that is decoding"
         out = []
         for _ in range(n):
             blocks = self.pool.take(len(r.blocks))
@@ -262,11 +271,11 @@ class Engine:
     def _schedule(self):
         budget, batch = self.max_tokens, []
         # decodes first (vLLM orders the batch so), then running prefills
-        order = sorted(self.running, key=lambda r: len(r.tokens()) - r.computed > 1)
+        order = sorted(self.running, key=lambda r: r.num_tokens() - r.computed > 1)
         for r in order:
             if r not in self.running:
                 continue  # preempted by an earlier request of this step
-            n = min(len(r.tokens()) - r.computed, budget)
+            n = min(r.num_tokens() - r.computed, budget)
             if n <= 0:
                 continue
             while not self._grow(r, r.computed + n):
@@ -285,7 +294,7 @@ class Engine:
             budget -= n
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             r = self.waiting[0]
-            n = min(len(r.tokens()) - r.computed, budget)
+            n = min(r.num_tokens() - r.computed, budget)
             if not self._grow(r, r.computed + n):
                 break
             self.waiting.popleft()
@@ -312,19 +321,18 @@ class Engine:
                 self.row_blocks[row] = len(r.blocks)
             c = r.computed
             if n == 1:
-                toks = r.tokens()
-                ids[t] = toks[c]
+                ids[t] = r.token_slice(c, c + 1)[0]
                 pos[t] = c
                 slots[t] = r.blocks[c // bs] * bs + c % bs
             else:
-                ids[t:t + n] = r.tokens()[c:c + n]
+                ids[t:t + n] = r.token_slice(c, c + n)
                 p = np.arange(c, c + n, dtype=np.int64)
                 pos[t:t + n] = p
                 slots[t:t + n] = np.asarray(r.blocks, dtype=np.int64)[p // bs] * bs + p % bs
             t += n
             qsl[row + 1] = t
             lens[row] = c + n
-            if c + n == len(r.prompt) + len(r.output):
+            if c + n == r.num_tokens():
                 lidx[len(sample)] = t - 1
                 sample.append(row)
         for row in range(len(batch), self.max_num_seqs):
