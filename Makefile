@@ -41,7 +41,8 @@ FATBIN_DEP := $(FATBIN)
 FATBIN_DEF := -DGSA_FATBIN='"$(FATBIN)"'
 endif
 
-$(FATBIN): sparse/gsa_kernels.cu sparse/select_args.h preload/config.h
+$(FATBIN): sparse/gsa_kernels.cu $(wildcard sparse/*.cuh) sparse/select_args.h sparse/budget.h \
+		sparse/stats_ring.h preload/config.h
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O3 -I. -I$(CUDA_INC) -fatbin $(NVCC_ARCH) $< -o $@
 

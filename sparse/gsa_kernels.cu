@@ -25,6 +25,7 @@
 
 #include "preload/config.h"
 #include "sparse/budget.h"
+#include "sparse/cta_topk.cuh"
 #include "sparse/select_args.h"
 #include "sparse/stats_ring.h"
 
@@ -241,13 +242,6 @@ __device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys
 	warp_totals(acc, score);
 }
 
-// Order-preserving map of a float to an unsigned key (larger float, larger key).
-__device__ __forceinline__ uint32_t float_key(float f)
-{
-	uint32_t b = __float_as_uint(f);
-	return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
@@ -300,6 +294,8 @@ gsa_score(const gsa_select_args a)
 	for (int c = threadIdx.x * 8; c < row; c += blockDim.x * 8) {
 		int h = c / a.head_size, d = c % a.head_size;
 		float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+		// Unrolled so that the group's loads are in flight together.
+#pragma unroll 8
 		for (int j = 0; j < group; j++) {
 			uint4 v = *(const uint4 *)(q + h * a.q_stride_kvhead + j * a.q_stride_member + d);
 			const uint16_t *e = (const uint16_t *)&v;
@@ -349,36 +345,6 @@ gsa_score(const gsa_select_args a)
 	}
 }
 
-namespace {
-
-// Exclusive prefix sum of one flag per thread over the CTA; returns the CTA total in *total.
-__device__ int block_exclusive_scan(bool flag, int *warp_sums, int *total)
-{
-	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-	unsigned ballot = __ballot_sync(0xffffffffu, flag);
-	int in_warp = __popc(ballot & ((1u << lane) - 1));
-	if (lane == 0)
-		warp_sums[warp] = __popc(ballot);
-	__syncthreads();
-	if (warp == 0) {
-		int v = lane < warps ? warp_sums[lane] : 0;
-		for (int o = 1; o < 32; o <<= 1) {
-			int u = __shfl_up_sync(0xffffffffu, v, o);
-			if (lane >= o)
-				v += u;
-		}
-		if (lane < warps)
-			warp_sums[lane] = v;  // inclusive
-	}
-	__syncthreads();
-	int before = warp ? warp_sums[warp - 1] : 0;
-	*total = warp_sums[warps - 1];
-	__syncthreads();
-	return before + in_warp;
-}
-
-}  // namespace
-
 // Each CTA stores its sequence's pair; the last one to finish publishes the slot.
 __device__ void record_stats(const gsa_select_args &a, int s, const gsa_budget &p)
 {
@@ -424,80 +390,50 @@ __device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget
 	record_stats(a, s, p);
 }
 
-namespace {
 
-static_assert(GSA_SELECT_THREADS / 32 >= GSA_SELECT_SLOTS, "slot_ranks: one warp per slot");
+namespace {
 
 // Scratch of the selection kernel (static shared memory).
 struct select_shared {
-	int hist[256];
-	int warp_sums[32];
-	int counts[GSA_SELECT_SLOTS][32]; /* per register slot and warp, then their offsets */
-	int slot_base[GSA_SELECT_SLOTS + 1];
-	uint32_t bits[GSA_BLOCK_WORDS];   /* kept-block bitmap, when recorded */
-	uint32_t prefix;
-	int remaining, ties;
+	gsa_topk::scratch topk;
+	uint32_t bits[GSA_BLOCK_WORDS]; /* kept-block bitmap, when recorded */
 };
 
-// Adds the radix digit at `shift` of a candidate key to the histogram when the key matches
-// the prefix found so far. Scores of one sequence share their top bits: equal digits are
-// aggregated per warp so that one lane adds for all of them (shared atomics on one bin
-// serialise). Every lane of the warp must call it.
-__device__ __forceinline__ void count_digit(int *hist, uint32_t k, bool valid, uint32_t mask,
-					    uint32_t prefix, int shift)
+__device__ __forceinline__ void mark_kept(select_shared &sh, uint32_t *bitmap, int b)
 {
-	bool counted = valid && (k & mask) == prefix;
-	unsigned digit = counted ? (k >> shift) & 0xff : 0x100u + (threadIdx.x & 31);
-	unsigned same = __match_any_sync(0xffffffffu, digit);
-	if (counted && (threadIdx.x & 31) == __ffs(same) - 1)
-		atomicAdd(&hist[digit], __popc(same));
+	if (bitmap && b < GSA_BLOCK_WORDS * 32)
+		atomicOr(&sh.bits[b / 32], 1u << (b % 32));
 }
 
-// Exclusive ranks, in candidate order (register slot j holds candidates j * blockDim.x +
-// thread), of the flagged candidates of all register slots at once: one ballot per slot,
-// then one scan of the per-warp counts for all slots together, instead of one block-wide
-// scan per slot. Returns the number flagged.
-__device__ __forceinline__ int slot_ranks(select_shared &sh, const bool *flag, int *rank)
+// The middle candidates [lo, lo + m) of a sparse row: the best `want` of them written to
+// shadow[lo ...] in their original order. K: candidates per thread held in registers
+// (0: re-read from the scores on every step, for rows longer than 16 per thread).
+template <int K>
+__device__ void select_middle(select_shared &sh, const float *scores, const int32_t *table,
+			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want)
 {
-	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+	const int per = (m + (int)blockDim.x - 1) / (int)blockDim.x;
+	const int first = (int)threadIdx.x * per;
+	const int count = max(0, min(per, m - first));
+	gsa_topk::run_keys<K> r;
+	r.load(scores + lo + first, count);
+	// The run's table entries too, in flight during the search: loaded where a candidate
+	// turns out kept, each would be a dependent round trip to memory at the very end.
+	// (Up to eight: within the 64 registers a thread of a 1024-thread CTA may have.)
+	constexpr int E = K <= 8 ? K : 0;
+	int32_t entry[E > 0 ? E : 1];
 #pragma unroll
-	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
-		unsigned ballot = __ballot_sync(0xffffffffu, flag[j]);
-		rank[j] = __popc(ballot & ((1u << lane) - 1));
-		if (lane == 0)
-			sh.counts[j][warp] = __popc(ballot);
-	}
-	__syncthreads();
-	if (warp < GSA_SELECT_SLOTS) {
-		// Warp j: slot j's per-warp counts into exclusive offsets, and the slot's total.
-		int v = lane < warps ? sh.counts[warp][lane] : 0, own = v;
-		for (int o = 1; o < 32; o <<= 1) {
-			int u = __shfl_up_sync(0xffffffffu, v, o);
-			if (lane >= o)
-				v += u;
-		}
-		if (lane < warps)
-			sh.counts[warp][lane] = v - own;
-		if (lane == 31)
-			sh.slot_base[warp] = v;
-	}
-	__syncthreads();
-	if (threadIdx.x == 0) {
-		int run = 0;
-		for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
-			int t = sh.slot_base[j];
-			sh.slot_base[j] = run;
-			run += t;
-		}
-		sh.slot_base[GSA_SELECT_SLOTS] = run;
-	}
-	__syncthreads();
-#pragma unroll
-	for (int j = 0; j < GSA_SELECT_SLOTS; j++)
-		rank[j] += sh.slot_base[j] + sh.counts[j][warp];
-	int total = sh.slot_base[GSA_SELECT_SLOTS];
-	__syncthreads(); /* the scratch is reused by the next call */
-	return total;
+	for (int j = 0; j < E; j++)
+		entry[j] = j < count ? table[lo + first + j] : 0;
+	if (want <= 0)
+		return;
+	int parity = 0;
+	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want);
+	gsa_topk::emit(sh.topk, r, thr, want, [&](int j, int rank) {
+		int b = lo + first + j;
+		shadow[lo + rank] = E > 0 ? entry[j] : table[b];
+		mark_kept(sh, bitmap, b);
+	});
 }
 
 }  // namespace
@@ -533,136 +469,33 @@ gsa_select(const gsa_select_args a)
 	const int lo = a.sink_blocks, hi = p.n - a.local_blocks;  // middle candidates [lo, hi)
 	const int m = hi - lo, want = p.keep - a.sink_blocks - a.local_blocks;
 	const int T = blockDim.x, tid = threadIdx.x;
-	const int chunks = (m + T - 1) / T;
-	if (bitmap)
+	if (bitmap) {
 		for (int w = tid; w < GSA_BLOCK_WORDS; w += T)
 			sh.bits[w] = 0;
-
-	// The keys of the first GSA_SELECT_SLOTS * blockDim.x candidates stay in registers for
-	// every pass (loaded once, all in flight together); longer rows read the rest from
-	// global memory in each pass.
-	uint32_t keys[GSA_SELECT_SLOTS];
-#pragma unroll
-	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
-		int i = j * T + tid;
-		keys[j] = i < m ? float_key(scores[lo + i]) : 0u;
-	}
-
-	// Radix select: the key of the want-th largest middle score, 8 bits per pass, stopping
-	// early once every key with the prefix found so far is taken.
-	uint32_t prefix = 0, mask = 0;
-	int remaining = want, ties = 0;
-	for (int shift = 24; shift >= 0 && want > 0; shift -= 8) {
-		for (int i = tid; i < 256; i += T)
-			sh.hist[i] = 0;
 		__syncthreads();
-#pragma unroll
-		for (int j = 0; j < GSA_SELECT_SLOTS; j++)
-			if (j < chunks)
-				count_digit(sh.hist, keys[j], j * T + tid < m, mask, prefix, shift);
-		for (int j = GSA_SELECT_SLOTS; j < chunks; j++) {
-			int i = j * T + tid;
-			uint32_t k = i < m ? float_key(scores[lo + i]) : 0u;
-			count_digit(sh.hist, k, i < m, mask, prefix, shift);
-		}
-		__syncthreads();
-		if (tid < 32) {
-			// Warp 0 finds the digit holding the remaining-th largest key: each lane sums
-			// eight bins, a suffix scan over lanes (lane 31 has the top bins) finds the lane,
-			// then that lane walks its eight bins.
-			const int l = tid;
-			int mine = 0;
-			for (int i = 0; i < 8; i++)
-				mine += sh.hist[l * 8 + i];
-			int above = mine; // inclusive suffix sum: bins of lanes >= l
-			for (int o = 1; o < 32; o <<= 1) {
-				int v = __shfl_down_sync(0xffffffffu, above, o);
-				if (l + o < 32)
-					above += v;
-			}
-			int strictly_above = above - mine;
-			bool here = strictly_above < remaining && above >= remaining;
-			unsigned who = __ballot_sync(0xffffffffu, here);
-			if (who && l == __ffs(who) - 1) {
-				int cum = strictly_above, d = l * 8 + 7;
-				for (; d > l * 8; d--) {
-					if (cum + sh.hist[d] >= remaining)
-						break;
-					cum += sh.hist[d];
-				}
-				sh.prefix = prefix | ((uint32_t)d << shift);
-				sh.remaining = remaining - cum;
-				sh.ties = sh.hist[d]; /* keys with the new prefix */
-			}
-		}
-		__syncthreads();
-		// (Warp 0 writes these again only after the next pass's counting barrier.)
-		prefix = sh.prefix;
-		remaining = sh.remaining;
-		ties = sh.ties;
-		mask |= 0xffu << shift;
-		if (ties == remaining)
-			break; /* all of them are taken: no lower digit can change the set */
 	}
-	// Now: keys whose masked value is above prefix are all taken; of those equal to it, the
-	// first `remaining` by index. Usually every one of them is taken: no rank needed then.
-	const bool rank_ties = want > 0 && ties > remaining;
+	const int per = (m + T - 1) / T;
+	if (per <= 1)
+		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want);
+	else if (per <= 2)
+		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want);
+	else if (per <= 4)
+		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want);
+	else if (per <= 8)
+		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want);
+	else if (per <= 16)
+		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want);
+	else
+		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want);
 
-	// Candidates in the register slots: ranks of ties (rarely needed), then positions.
-	bool flag[GSA_SELECT_SLOTS];
-	int rank[GSA_SELECT_SLOTS];
-	int ties_before = 0;
-	if (rank_ties) {
-#pragma unroll
-		for (int j = 0; j < GSA_SELECT_SLOTS; j++)
-			flag[j] = j * T + tid < m && (keys[j] & mask) == prefix;
-		ties_before = slot_ranks(sh, flag, rank);
-	}
-#pragma unroll
-	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
-		uint32_t km = keys[j] & mask;
-		flag[j] = want > 0 && j * T + tid < m &&
-			  (km > prefix || (km == prefix && (!rank_ties || rank[j] < remaining)));
-	}
-	int kept_before = slot_ranks(sh, flag, rank);
-#pragma unroll
-	for (int j = 0; j < GSA_SELECT_SLOTS; j++) {
-		if (!flag[j])
-			continue;
-		int b = lo + j * T + tid;
-		shadow[lo + rank[j]] = table[b];
-		if (bitmap && b < GSA_BLOCK_WORDS * 32)
-			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
-	}
-	// Candidates beyond the register slots, one block-wide scan per chunk.
-	for (int j = GSA_SELECT_SLOTS; j < chunks; j++) {
-		int i = j * T + tid, b = lo + i;
-		uint32_t km = i < m ? float_key(scores[b]) & mask : 0u;
-		bool tie = i < m && want > 0 && km == prefix;
-		int tie_total = 0, tie_rank = 0;
-		if (rank_ties)
-			tie_rank = ties_before + block_exclusive_scan(tie, sh.warp_sums, &tie_total);
-		bool keep = i < m && want > 0 && (km > prefix || (tie && (!rank_ties || tie_rank < remaining)));
-		int kept_total;
-		int pos = kept_before + block_exclusive_scan(keep, sh.warp_sums, &kept_total);
-		if (keep) {
-			shadow[lo + pos] = table[b];
-			if (bitmap && b < GSA_BLOCK_WORDS * 32)
-				atomicOr(&sh.bits[b / 32], 1u << (b % 32));
-		}
-		kept_before += kept_total;
-		ties_before += tie_total;
-	}
 	// The sinks and the local window, around the selected middle blocks.
 	for (int b = tid; b < lo; b += T) {
 		shadow[b] = table[b];
-		if (bitmap && b < GSA_BLOCK_WORDS * 32)
-			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+		mark_kept(sh, bitmap, b);
 	}
 	for (int b = hi + tid; b < p.n; b += T) {
 		shadow[lo + want + (b - hi)] = table[b];
-		if (bitmap && b < GSA_BLOCK_WORDS * 32)
-			atomicOr(&sh.bits[b / 32], 1u << (b % 32));
+		mark_kept(sh, bitmap, b);
 	}
 	if (bitmap) {
 		__syncthreads();

@@ -57,9 +57,10 @@ struct gsa_select_args {
 #define GSA_WARP_BLOCKS 8
 #define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
+/* One selection CTA per sequence: its time is the latency of a chain of CTA-wide steps
+ * (cta_topk.cuh), and many threads with few candidates each keep every step short; 16 per
+ * thread stay in registers (16K blocks, 256K tokens at 16-token blocks), longer rows
+ * re-read their scores from L2. */
 #define GSA_SELECT_THREADS 1024
-/* Middle candidates per selection thread whose keys stay in registers across the radix
- * passes: 16K blocks (256K tokens at 16-token blocks); longer rows re-read the rest. */
-#define GSA_SELECT_SLOTS 16
 
 #endif

@@ -3,11 +3,12 @@
 // synthetic decode batches, and their shadow tables checked against the C reference
 // (sparse/select_ref.c) on the first configuration.
 //
-//   select_split FATBIN [--chunk N] [--policy mean|quest] [--check]
+//   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check]
 //
-// --chunk is GSA_SCORE_CHUNK of the build that made FATBIN (the launch grid depends on it).
-// Prints one line per configuration: microseconds per launch (median of 7 timings of 50
-// back-to-back launches) of score alone, select alone and both, and the bytes the scoring
+// --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
+// made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
+// Prints one line per configuration: microseconds per launch (median of 7 replays of a CUDA
+// graph of 50 launches) of score alone, select alone and both, and the bytes the scoring
 // kernel must read.
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -56,6 +57,7 @@ __global__ void fill(uint16_t *p, size_t n, uint32_t seed)
 
 static CUfunction f_score, f_select;
 static int chunk = GSA_SCORE_CHUNK;
+static int select_threads = GSA_SELECT_THREADS;
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
@@ -66,25 +68,45 @@ static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
 	}
 	if (select)
-		CD(cuLaunchKernel(f_select, a.num_seqs, 1, 1, GSA_SELECT_THREADS, 1, 1, 0, st, params, NULL));
+		CD(cuLaunchKernel(f_select, a.num_seqs, 1, 1, select_threads, 1, 1, 0, st, params, NULL));
 }
 
+__global__ void nothing() {}
+
+// Microseconds per launch: the median of 7 replays of a CUDA graph of 50 launches (graph
+// replay is how vLLM runs decode; eager back-to-back launches would time the host).
+// select == false and score == false: an empty kernel, the floor of one graph node.
 static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
+	cudaGraph_t g;
+	cudaGraphExec_t ge;
+	CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+	for (int i = 0; i < 50; i++) {
+		if (!score && !select)
+			nothing<<<1, 32, 0, st>>>();
+		else
+			launch(score, select, a, st);
+	}
+	CK(cudaStreamEndCapture(st, &g));
+	CK(cudaGraphInstantiate(&ge, g, 0));
+	CK(cudaGraphLaunch(ge, st)); /* warm-up */
 	cudaEvent_t e0, e1;
 	CK(cudaEventCreate(&e0));
 	CK(cudaEventCreate(&e1));
 	std::vector<float> t;
 	for (int r = 0; r < 7; r++) {
 		CK(cudaEventRecord(e0, st));
-		for (int i = 0; i < 50; i++)
-			launch(score, select, a, st);
+		CK(cudaGraphLaunch(ge, st));
 		CK(cudaEventRecord(e1, st));
 		CK(cudaEventSynchronize(e1));
 		float ms;
 		CK(cudaEventElapsedTime(&ms, e0, e1));
 		t.push_back(ms * 1000.f / 50.f);
 	}
+	CK(cudaGraphExecDestroy(ge));
+	CK(cudaGraphDestroy(g));
+	CK(cudaEventDestroy(e0));
+	CK(cudaEventDestroy(e1));
 	std::sort(t.begin(), t.end());
 	return t[3];
 }
@@ -92,7 +114,7 @@ static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--policy mean|quest] [--check]\n");
+		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check]\n");
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
@@ -100,6 +122,8 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
 			chunk = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--select-threads") && i + 1 < argc)
+			select_threads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--policy") && i + 1 < argc)
 			policy = !strcmp(argv[++i], "quest") ? GSA_POLICY_QUEST : GSA_POLICY_MEAN;
 		else if (!strcmp(argv[i], "--check"))
@@ -174,6 +198,8 @@ int main(int argc, char **argv)
 		double mb = (double)batch * (nb - 3) * row * (policy == GSA_POLICY_QUEST ? 4 : 2) / 1e6;
 		printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  both %8.1f us  (repr MB at bf16: %.0f)\n",
 		       batch, ctx, nb, t_score, t_select, t_both, mb);
+		if (&c == &cfg[0])
+			printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
 		fflush(stdout);
 		if (check && &c == &cfg[0]) {
 			std::vector<uint16_t> hkv(kv_elems), hq((size_t)batch * Hq * D);
