@@ -246,8 +246,10 @@ struct gsa_shadow *gsa_shadow_get(const struct gsa_launch *l, const struct gsa_a
 		s->table = device_alloc(cells * 4);
 		s->scores = device_alloc(cells * 4);
 		s->lens = device_alloc((size_t)rows * 4);
+		s->arrivals = device_alloc((size_t)rows * 4);
 	}
-	if (!s || !s->table || !s->scores || !s->lens) {
+	if (!s || !s->table || !s->scores || !s->lens || !s->arrivals ||
+	    !device_zero(s->arrivals, (size_t)rows * 4, l->stream)) {
 		free(s);
 		s = NULL;
 		*why = GSA_DENSE_ALLOC;

@@ -29,6 +29,7 @@ struct gsa_kv {
 struct gsa_shadow {
 	uint64_t block_table;
 	CUdeviceptr table, lens, scores;
+	CUdeviceptr arrivals;        /* per row, zeroed: the selection kernel's counters */
 	int64_t rows, stride;
 	/* The last attention launch that used this table (host order = stream order). */
 	uint64_t src_seq_lens;

@@ -39,22 +39,52 @@ __device__ __forceinline__ uint32_t float_key(float f)
 struct scratch {
 	uint4 part[2][32];
 	uint2 scan[32];
+	uint32_t few[32]; /* the keys still in play, once there are at most 32 */
+	uint32_t nfew, thr;
 };
 
 // CTA-wide sums of three counts per thread; every thread gets the totals.
+#ifndef GSA_SUM_VARIANT
+#define GSA_SUM_VARIANT 1
+#endif
+template <bool SMALL>
 __device__ __forceinline__ uint3 cta_sum3(scratch &sh, int &parity, uint32_t a, uint32_t b, uint32_t c)
 {
 	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-	a = __reduce_add_sync(0xffffffffu, a);
-	b = __reduce_add_sync(0xffffffffu, b);
-	c = __reduce_add_sync(0xffffffffu, c);
+	if (!SMALL || GSA_SUM_VARIANT == 0) {
+		a = __reduce_add_sync(0xffffffffu, a);
+		b = __reduce_add_sync(0xffffffffu, b);
+		c = __reduce_add_sync(0xffffffffu, c);
+		if (lane == 0)
+			sh.part[parity][warp] = make_uint4(a, b, c, 0);
+		__syncthreads();
+		uint4 v = lane < warps ? sh.part[parity][lane] : make_uint4(0, 0, 0, 0);
+		parity ^= 1;
+		return make_uint3(__reduce_add_sync(0xffffffffu, v.x), __reduce_add_sync(0xffffffffu, v.y),
+				  __reduce_add_sync(0xffffffffu, v.z));
+	}
+	// Counts of at most 16 per thread: a warp's sums fit ten bits each, one word.
+	uint32_t p = __reduce_add_sync(0xffffffffu, a | b << 10 | c << 20);
 	if (lane == 0)
-		sh.part[parity][warp] = make_uint4(a, b, c, 0);
+		sh.part[parity][warp].x = p;
 	__syncthreads();
-	uint4 v = lane < warps ? sh.part[parity][lane] : make_uint4(0, 0, 0, 0);
+	p = lane < warps ? sh.part[parity][lane].x : 0u;
 	parity ^= 1;
-	return make_uint3(__reduce_add_sync(0xffffffffu, v.x), __reduce_add_sync(0xffffffffu, v.y),
-			  __reduce_add_sync(0xffffffffu, v.z));
+	// Over at most 32 warps the sums fit sixteen bits: two words.
+	const uint32_t lo = (p & 0x3ffu) | (p & 0xffc00u) << 6, hi = p >> 20;
+	if (GSA_SUM_VARIANT == 1) {
+		uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
+		return make_uint3(l & 0xffffu, l >> 16, h);
+	}
+	if (warp == 0) {
+		uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
+		if (lane == 0)
+			sh.part[parity][0] = make_uint4(l & 0xffffu, l >> 16, h, 0);
+	}
+	__syncthreads();
+	uint4 v = sh.part[parity][0];
+	parity ^= 1;
+	return make_uint3(v.x, v.y, v.z);
 }
 
 // Candidate j of this thread's run: from registers, or re-read from the row (K == 0: runs
@@ -75,37 +105,64 @@ struct run_keys {
 	__device__ __forceinline__ void load(const float *r, int count)
 	{
 		row = r, n = count;
-		if (K > 0) {
+		if constexpr (K > 0) {
 #pragma unroll
-			for (int j = 0; j < (K > 0 ? K : 1); j++)
+			for (int j = 0; j < K; j++)
 				k[j] = j < n ? key(row + j) : 0u;
 		}
 	}
-	__device__ __forceinline__ uint32_t at(int j) const { return K > 0 ? k[j] : key(row + j); }
-	__device__ __forceinline__ int bound() const { return K > 0 ? K : n; }
+	// f(j, key) for every candidate of the run in order (and, from registers, f(j, 0) for
+	// the empty slots after them). Re-read runs go sixteen at a time, their loads issued
+	// together: one at a time, each step of the search would wait for every load in turn.
+	template <typename F>
+	__device__ __forceinline__ void each(F f) const
+	{
+		if constexpr (K > 0) {
+#pragma unroll
+			for (int j = 0; j < K; j++)
+				f(j, k[j]);
+		} else {
+			for (int base = 0; base < n; base += 16) {
+				uint32_t c[16];
+#pragma unroll
+				for (int j = 0; j < 16; j++)
+					c[j] = base + j < n ? key(row + base + j) : 0u;
+#pragma unroll
+				for (int j = 0; j < 16; j++)
+					f(base + j, c[j]);
+			}
+		}
+	}
 };
 
 // The want-th largest key of the row (0 < want <= m), every thread getting it (>= 1).
+//
+// The search keeps the bucket of keys that share the threshold's bits found so far and
+// knows how many keys lie above it and in it. Once at most 32 are in it (after a few steps
+// on real rows, whose scores spread over the low bits), those keys are gathered and one
+// warp ranks them exactly: two barriers instead of one per remaining pair of bits.
 template <int K>
 __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const run_keys<K> &r, int want)
 {
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+	if (threadIdx.x == 0)
+		sh.nfew = 0;
 	uint32_t lo = 0xffffffffu, hi = 0u;
-#pragma unroll
-	for (int j = 0; j < r.bound(); j++) {
-		uint32_t k = r.at(j);
+	r.each([&](int j, uint32_t k) {
 		lo = min(lo, k ? k : 0xffffffffu), hi = max(hi, k);
-	}
+	});
 	lo = __reduce_min_sync(0xffffffffu, lo);
 	hi = __reduce_max_sync(0xffffffffu, hi);
+	uint32_t n = __reduce_add_sync(0xffffffffu, (uint32_t)r.n);
+	if (lane == 0)
+		sh.part[parity][warp] = make_uint4(lo, hi, n, 0);
+	__syncthreads();
 	{
-		const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-		if (lane == 0)
-			sh.part[parity][warp] = make_uint4(lo, hi, 0, 0);
-		__syncthreads();
 		uint4 v = lane < warps ? sh.part[parity][lane] : make_uint4(0xffffffffu, 0, 0, 0);
 		parity ^= 1;
 		lo = __reduce_min_sync(0xffffffffu, v.x);
 		hi = __reduce_max_sync(0xffffffffu, v.y);
+		n = __reduce_add_sync(0xffffffffu, v.z);
 	}
 	if (lo == hi)
 		return hi;
@@ -114,16 +171,49 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 	const int top = 31 - __clz(lo ^ hi);
 	int b = top & ~1;
 	uint32_t thr = b + 2 >= 32 ? 0u : hi & ~((1u << (b + 2)) - 1u);
+	uint32_t above = 0, in_play = n; /* keys above the bucket [thr, thr + 4 << b), and in it */
 	for (; b >= 0; b -= 2) {
 		const uint32_t c1 = thr | (1u << b), c2 = thr | (2u << b), c3 = thr | (3u << b);
 		uint32_t n1 = 0, n2 = 0, n3 = 0;
-#pragma unroll
-		for (int j = 0; j < r.bound(); j++) {
-			uint32_t k = r.at(j);
+		r.each([&](int j, uint32_t k) {
 			n1 += k >= c1, n2 += k >= c2, n3 += k >= c3;
+		});
+		const uint3 t = cta_sum3<(K > 0 && K <= 16)>(sh, parity, n1, n2, n3);
+		const uint32_t w = (uint32_t)want;
+		if (t.z >= w)
+			thr = c3, in_play = t.z - above;
+		else if (t.y >= w)
+			thr = c2, in_play = t.y - t.z, above = t.z;
+		else if (t.x >= w)
+			thr = c1, in_play = t.x - t.y, above = t.y;
+		else
+			in_play = above + in_play - t.x, above = t.x;
+		if (b == 0 || in_play > 32)
+			continue;
+		// At most 32 keys left in [thr, thr + (1 << b)): the threshold is the
+		// (want - above)-th largest of them.
+		r.each([&](int j, uint32_t k) {
+			if (k != 0 && (k >> b) == (thr >> b))
+				sh.few[atomicAdd(&sh.nfew, 1u)] = k;
+		});
+		__syncthreads();
+		if (warp == 0) {
+			const uint32_t rank = w - above;
+			const uint32_t mine = lane < (int)in_play ? sh.few[lane] : 0u;
+			uint32_t gt = 0, ge = 0;
+			for (int j = 0; j < 32; j++) {
+				uint32_t x = __shfl_sync(0xffffffffu, mine, j);
+				bool real = j < (int)in_play;
+				gt += real && x > mine, ge += real && x >= mine;
+			}
+			unsigned hit = __ballot_sync(0xffffffffu, lane < (int)in_play && gt < rank && ge >= rank);
+			if (lane == __ffs(hit) - 1)
+				sh.thr = mine;
+			else if (hit == 0 && lane == 0)
+				sh.thr = thr; /* unreachable: the counts are exact */
 		}
-		uint3 t = cta_sum3(sh, parity, n1, n2, n3);
-		thr = t.z >= (uint32_t)want ? c3 : t.y >= (uint32_t)want ? c2 : t.x >= (uint32_t)want ? c1 : thr;
+		__syncthreads();
+		return sh.thr;
 	}
 	return thr;
 }
@@ -136,11 +226,9 @@ __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t
 {
 	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 	uint32_t above = 0, equal = 0;
-#pragma unroll
-	for (int j = 0; j < r.bound(); j++) {
-		uint32_t k = r.at(j);
+	r.each([&](int j, uint32_t k) {
 		above += k > thr, equal += k == thr;
-	}
+	});
 	// Exclusive prefix sums of both counts over the CTA, and their totals.
 	uint32_t ia = above, ie = equal;
 	for (int o = 1; o < 32; o <<= 1) {
@@ -158,14 +246,12 @@ __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t
 	const uint32_t take = (uint32_t)want - total_a; /* ties kept, >= 1 */
 	uint32_t ties = before_e;
 	uint32_t rank = before_a + min(before_e, take);
-#pragma unroll
-	for (int j = 0; j < r.bound(); j++) {
-		uint32_t k = r.at(j);
+	r.each([&](int j, uint32_t k) {
 		bool kept = k > thr || (k == thr && ties < take);
 		ties += k == thr;
 		if (kept)
 			keep(j, (int)rank++);
-	}
+	});
 }
 
 }  // namespace gsa_topk

@@ -1,14 +1,21 @@
-// GSA block selection on the GPU, in two kernels launched on the attention launch's own
-// stream (so it is captured into CUDA graphs with the attention it serves):
+// GSA block selection on the GPU: one kernel launched on the attention launch's own stream
+// (so it is captured into CUDA graphs with the attention it serves), grid
+// (ceil(bt_stride / GSA_SCORE_CHUNK), num_seqs), GSA_SCORE_THREADS threads:
 //
-//   gsa_score:  grid (ceil(bt_stride / CHUNK), num_seqs). Each CTA takes a chunk of one
-//               sequence's logical blocks. For every full middle block it checks the block's
-//               stored representation against a fingerprint of the block's current keys and
-//               recomputes it when they differ (a new block, or a freed block reused by
-//               another sequence), then scores it against the GQA-group mean query.
-//   gsa_select: grid (num_seqs). Radix-selects the best middle blocks of a sequence (ties to
-//               the lower index), and writes the shadow block-table row (kept blocks in their
-//               original order: sinks, selected, local window) and the shadow length.
+//   scoring (score_chunk.cuh): each CTA takes a chunk of one sequence's logical blocks. For
+//       every full middle block it checks the block's stored representation against a
+//       fingerprint of the block's current keys and recomputes it when they differ (a new
+//       block, or a freed block reused by another sequence), then scores it against the
+//       GQA-group mean query.
+//   selection (select_row.cuh): the last of a sequence's CTAs to finish selects its best
+//       middle blocks (ties to the lower index) and writes the shadow block-table row (kept
+//       blocks in their original order: sinks, selected, local window) and shadow length.
+//
+// One kernel rather than a scoring kernel and a selection kernel: at decode batch sizes
+// the selection is a short chain of CTA-wide steps per sequence, and as a second kernel it
+// paid a launch, its own reads of the lengths and plan, and the wait for the slowest
+// scoring CTA of any sequence; here each sequence's selection starts as soon as its own
+// scores are done, while other sequences are still being scored.
 //
 // Policy mean stores each block's mean key as fp8 e4m3 (round to nearest even, saturated to
 // +-448): scores only rank blocks, and at 16-token blocks the scoring kernel's time is
@@ -18,491 +25,73 @@
 //
 // Sequences that stay dense (too short, query length != 1, budget >= blocks) get an exact
 // copy of their row and length, so a launch mixing prefill and decode stays exact.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
+//
+// gsa_score and gsa_select run the two halves as separate kernels, for the tests and the
+// benchmark that time or check one half alone (tests/gpu/select_topk.cu,
+// tests/bench/select_split.cu); they record no statistics.
 #include <stdint.h>
 
 #include "preload/config.h"
 #include "sparse/budget.h"
-#include "sparse/cta_topk.cuh"
+#include "sparse/kernel_common.cuh"
+#include "sparse/score_chunk.cuh"
 #include "sparse/select_args.h"
+#include "sparse/select_row.cuh"
 #include "sparse/stats_ring.h"
 
-namespace {
-
-__device__ gsa_budget plan_sequence(const gsa_select_args &a, int s)
+// CTAs of sequence s that take part: for a sparse sequence those whose chunk starts before
+// the local window (the first one even when it holds only sinks), else the first alone.
+__device__ __forceinline__ int participants(const gsa_select_args &a, const gsa_budget &p)
 {
-	int qlen = a.query_start ? a.query_start[s + 1] - a.query_start[s] : 1;
-	return gsa_plan(a.seq_lens[s], qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,
-			a.min_blocks, a.max_blocks, a.min_tokens, a.bt_stride);
+	if (!p.sparse)
+		return 1;
+	int mid_end = p.n - a.local_blocks;
+	return mid_end > GSA_SCORE_CHUNK ? (mid_end + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK : 1;
 }
 
-// Offset of channel c (head c / head_size, element c % head_size) within a token's keys.
-__device__ __forceinline__ int64_t chan(const gsa_select_args &a, int c)
+extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
+gsa_score_select(const gsa_select_args a)
 {
-	return (int64_t)(c / a.head_size) * a.k_stride_head + c % a.head_size;
-}
-
-__device__ __forceinline__ float to_f32(uint16_t v, int dtype)
-{
-	if (dtype == GSA_KV_FP16)
-		return __half2float(__ushort_as_half(v));
-	return __bfloat162float(__ushort_as_bfloat16(v));
-}
-
-__device__ __forceinline__ uint16_t from_f32(float f, int dtype)
-{
-	if (dtype == GSA_KV_FP16)
-		return __half_as_ushort(__float2half_rn(f));
-	return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-}
-
-// The GPU's nanosecond clock (the same for every SM), for the selection's duration.
-__device__ __forceinline__ unsigned long long gpu_clock_ns()
-{
-	unsigned long long t;
-	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-	return t;
-}
-
-__device__ __forceinline__ uint64_t mix64(uint64_t h, uint64_t v)
-{
-	h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-	h *= 0xBF58476D1CE4E5B9ull;
-	return h ^ (h >> 31);
-}
-
-// Fingerprint of a full block's keys: the first 16 bytes of its first token and the last 16
-// bytes of its last token. A block refilled with other content differs in its last token
-// (keys depend on every earlier token); identical content keeps a valid representation.
-// Loaded and hashed apart, so that the loads overlap the group-mean query's.
-struct fp_words {
-	uint4 first, last;
-};
-
-__device__ __forceinline__ fp_words load_fingerprint(const gsa_select_args &a, int64_t phys)
-{
-	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
-	int64_t row = (int64_t)a.num_kv_heads * a.head_size;
-	fp_words w;
-	w.first = *(const uint4 *)k;
-	w.last = *(const uint4 *)(k + (int64_t)(a.block_size - 1) * a.k_stride_token + chan(a, row - 8));
-	return w;
-}
-
-__device__ __forceinline__ uint64_t hash_fingerprint(const fp_words &w)
-{
-	uint64_t h = 0x243F6A8885A308D3ull;
-	h = mix64(h, ((uint64_t)w.first.y << 32) | w.first.x);
-	h = mix64(h, ((uint64_t)w.first.w << 32) | w.first.z);
-	h = mix64(h, ((uint64_t)w.last.y << 32) | w.last.x);
-	h = mix64(h, ((uint64_t)w.last.w << 32) | w.last.z);
-	return h ? h : 1;
-}
-
-// Bytes of one block's representation: fp8 rows are padded to 16 bytes so that every row
-// starts 16-byte aligned for the scoring loads.
-__device__ __forceinline__ int64_t repr_stride(const gsa_select_args &a)
-{
-	int row = a.num_kv_heads * a.head_size;
-	return a.policy == GSA_POLICY_QUEST ? (int64_t)row * 4 : (int64_t)((row + 15) & ~15);
-}
-
-// One warp recomputes one block's representation: mean (or min and max) over its tokens of
-// every (head, channel), eight channels per lane per step.
-__device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
-{
-	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
-	int row = a.num_kv_heads * a.head_size;
-	uint8_t *base = (uint8_t *)a.repr + phys * repr_stride(a);
-	for (int c = lane * 8; c < row; c += 32 * 8) {
-		float acc[8], lo[8], hi[8];
-		for (int i = 0; i < 8; i++)
-			acc[i] = 0.f, lo[i] = 3.0e38f, hi[i] = -3.0e38f;
-		for (int t = 0; t < a.block_size; t++) {
-			uint4 v = *(const uint4 *)(k + (int64_t)t * a.k_stride_token + chan(a, c));
-			const uint16_t *e = (const uint16_t *)&v;
-			for (int i = 0; i < 8; i++) {
-				float f = to_f32(e[i], a.dtype);
-				acc[i] += f;
-				lo[i] = fminf(lo[i], f);
-				hi[i] = fmaxf(hi[i], f);
-			}
-		}
-		if (a.policy == GSA_POLICY_QUEST) {
-			uint16_t r[8], r2[8];
-			uint16_t *out = (uint16_t *)base;
-			for (int i = 0; i < 8; i++)
-				r[i] = from_f32(lo[i], a.dtype), r2[i] = from_f32(hi[i], a.dtype);
-			*(uint4 *)(out + c) = *(const uint4 *)r;
-			*(uint4 *)(out + row + c) = *(const uint4 *)r2;
-		} else {
-			float inv = 1.f / (float)a.block_size;
-			__nv_fp8x2_storage_t r[4];
-			for (int i = 0; i < 4; i++)
-				r[i] = __nv_cvt_float2_to_fp8x2(make_float2(acc[2 * i] * inv, acc[2 * i + 1] * inv),
-								__NV_SATFINITE, __NV_E4M3);
-			*(uint2 *)(base + c) = *(const uint2 *)r;
-		}
+	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
+	__shared__ select_shared sh;
+	__shared__ bool last;
+	const int s = blockIdx.y;
+	const gsa_budget p = plan_sequence(a, s);
+	const int parts = participants(a, p);
+	if ((int)blockIdx.x >= parts)
+		return;
+	if (a.stats_dev && blockIdx.x == 0 && threadIdx.x == 0)
+		stats_started(a);
+	score_chunk(a, s, p, qbar);
+	if (parts > 1) {
+		// Scores visible device-wide before the arrival that may let another CTA read them.
+		__threadfence();
+		__syncthreads();
+		if (threadIdx.x == 0)
+			last = atomicAdd(&a.arrivals[s], 1u) == (unsigned)parts - 1;
+		__syncthreads();
+		if (!last)
+			return;
+		__threadfence();
+		if (threadIdx.x == 0)
+			a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
 	}
+	select_sequence(a, s, p, sh);
 }
-
-// Sum over lanes; every lane gets every block's total.
-__device__ __forceinline__ void warp_totals(const float *acc, float *score)
-{
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-		float t = acc[i];
-		for (int o = 16; o > 0; o >>= 1)
-			t += __shfl_xor_sync(0xffffffffu, t, o);
-		score[i] = t;
-	}
-}
-
-// Scores GSA_WARP_BLOCKS blocks at once (a warp), their loads in flight together; a block
-// with phys < 0 scores nothing. Every lane gets every score. Policy mean: fp8 rows, sixteen
-// channels per lane per step (a row whose length is 8 mod 16 ends with an 8-byte step).
-__device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, const float *qbar,
-				 int lane, float *score)
-{
-	const int row = a.num_kv_heads * a.head_size;
-	const int64_t stride = repr_stride(a);
-	const uint8_t *base = (const uint8_t *)a.repr;
-	float acc[GSA_WARP_BLOCKS];
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
-		acc[i] = 0.f;
-	for (int c = lane * 16; c < row; c += 32 * 16) {
-		const bool full = c + 16 <= row;
-		uint4 v[GSA_WARP_BLOCKS];
-#pragma unroll
-		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-			const uint8_t *r = base + (phys[i] < 0 ? 0 : phys[i]) * stride + c;
-			if (phys[i] < 0) {
-				v[i] = make_uint4(0, 0, 0, 0);
-			} else if (full) {
-				v[i] = *(const uint4 *)r;
-			} else {
-				uint2 h = *(const uint2 *)r;
-				v[i] = make_uint4(h.x, h.y, 0, 0); /* zero bytes are e4m3 zeros */
-			}
-		}
-		float qv[16];
-#pragma unroll
-		for (int k = 0; k < 16; k++)
-			qv[k] = (full || k < 8) ? qbar[c + k] : 0.f;
-#pragma unroll
-		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-			const __nv_fp8x2_storage_t *e = (const __nv_fp8x2_storage_t *)&v[i];
-#pragma unroll
-			for (int k = 0; k < 8; k++) {
-				__half2 h = __half2(__nv_cvt_fp8x2_to_halfraw2(e[k], __NV_E4M3));
-				float2 f = __half22float2(h);
-				acc[i] = fmaf(qv[2 * k], f.x, acc[i]);
-				acc[i] = fmaf(qv[2 * k + 1], f.y, acc[i]);
-			}
-		}
-	}
-	warp_totals(acc, score);
-}
-
-// The same for Quest's bounds in the KV element type, eight channels per lane per step.
-__device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys, const float *qbar,
-				   int lane, float *score)
-{
-	const int row = a.num_kv_heads * a.head_size;
-	const int64_t stride = repr_stride(a) / 2; /* elements */
-	const uint16_t *base = (const uint16_t *)a.repr;
-	float acc[GSA_WARP_BLOCKS];
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
-		acc[i] = 0.f;
-	for (int c = lane * 8; c < row; c += 32 * 8) {
-		uint4 v[GSA_WARP_BLOCKS], w[GSA_WARP_BLOCKS];
-#pragma unroll
-		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-			const uint16_t *r = base + (phys[i] < 0 ? 0 : phys[i]) * stride;
-			v[i] = phys[i] < 0 ? make_uint4(0, 0, 0, 0) : *(const uint4 *)(r + c);
-			w[i] = phys[i] < 0 ? make_uint4(0, 0, 0, 0) : *(const uint4 *)(r + row + c);
-		}
-		float qv[8];
-#pragma unroll
-		for (int k = 0; k < 8; k++)
-			qv[k] = qbar[c + k];
-#pragma unroll
-		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-			const uint16_t *e = (const uint16_t *)&v[i];
-			const uint16_t *e2 = (const uint16_t *)&w[i];
-#pragma unroll
-			for (int k = 0; k < 8; k++)
-				acc[i] += fmaxf(qv[k] * to_f32(e[k], a.dtype), qv[k] * to_f32(e2[k], a.dtype));
-		}
-	}
-	warp_totals(acc, score);
-}
-
-}  // namespace
 
 extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
 gsa_score(const gsa_select_args a)
 {
-	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
+	extern __shared__ float qbar[];
 	const int s = blockIdx.y;
-	if (a.stats_dev && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) {
-		// Number this launch for the statistics ring (gsa_select reads it next).
-		unsigned long long n = atomicAdd(&a.stats_dev->next, 1ull);
-		a.stats_dev->current = n;
-		a.stats_dev->start_ns[n % GSA_RING_SLOTS] = gpu_clock_ns();
-		a.stats_dev->done[n % GSA_RING_SLOTS] = 0;
-		a.stats_host->slots[n % GSA_RING_SLOTS].seq = 0;
-	}
-	const gsa_budget p = plan_sequence(a, s);
-	const int first = blockIdx.x * GSA_SCORE_CHUNK;
-	const int mid_end = p.n - a.local_blocks;
-	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
-		return;
-
-	// First this lane's block (one lane per block of the warp's GSA_WARP_BLOCKS consecutive
-	// ones): its table entry, then its fingerprint loads. They are issued before the
-	// group-mean query is computed and consumed after it, so that the two chains of
-	// dependent loads overlap instead of adding up.
-	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
-	const int b0 = first + warp * GSA_WARP_BLOCKS;
-	int64_t my_phys = -1;
-	fp_words words = {};
-	uint64_t stored = 0;
-	if (lane < GSA_WARP_BLOCKS) {
-		int b = b0 + lane;
-		if (b >= a.sink_blocks && b < mid_end) {
-			int64_t ph = table[b];
-			if (ph >= 0 && ph < a.num_phys_blocks) {
-				my_phys = ph;
-				words = load_fingerprint(a, ph);
-				stored = a.fingerprints[ph];
-			}
-		}
-	}
-
-	// GQA-group mean query of this sequence's single query token: each thread takes eight
-	// channels of one KV head and loads them for every member of the group at once.
-	const int row = a.num_kv_heads * a.head_size;
-	const int group = a.num_q_heads / a.num_kv_heads;
-	const int token = a.query_start ? a.query_start[s] : s;
-	const uint16_t *q = (const uint16_t *)a.query + (int64_t)token * a.q_stride_token;
-	for (int c = threadIdx.x * 8; c < row; c += blockDim.x * 8) {
-		int h = c / a.head_size, d = c % a.head_size;
-		float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-		// Unrolled so that the group's loads are in flight together.
-#pragma unroll 8
-		for (int j = 0; j < group; j++) {
-			uint4 v = *(const uint4 *)(q + h * a.q_stride_kvhead + j * a.q_stride_member + d);
-			const uint16_t *e = (const uint16_t *)&v;
-			for (int i = 0; i < 8; i++)
-				sum[i] += to_f32(e[i], a.dtype);
-		}
-		for (int i = 0; i < 8; i++)
-			qbar[c + i] = sum[i] / (float)group;
-	}
-	__syncthreads();
-
-	// Once every representation of the warp's blocks is current, all their rows are loaded
-	// together.
-	const uint64_t my_fp = my_phys >= 0 ? hash_fingerprint(words) : 0;
-	const bool stale = my_phys >= 0 && stored != my_fp;
-	int64_t phys[GSA_WARP_BLOCKS];
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
-		phys[i] = __shfl_sync(0xffffffffu, my_phys, i);
-	unsigned stale_mask = __ballot_sync(0xffffffffu, stale);
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-		if (!(stale_mask >> i & 1))
-			continue;
-		uint64_t fp = __shfl_sync(0xffffffffu, my_fp, i);
-		refresh_block(a, phys[i], lane);
-		__syncwarp();
-		__threadfence();  // representation visible before its fingerprint
-		if (lane == 0)
-			a.fingerprints[phys[i]] = fp;
-		__syncwarp();
-	}
-	float score[GSA_WARP_BLOCKS];
-	if (a.policy == GSA_POLICY_QUEST)
-		score_blocks_quest(a, phys, qbar, lane, score);
-	else
-		score_blocks_fp8(a, phys, qbar, lane, score);
-	if (lane < GSA_WARP_BLOCKS) {
-		int b = b0 + lane;
-		float mine = score[0];
-#pragma unroll
-		for (int i = 1; i < GSA_WARP_BLOCKS; i++)
-			if (lane == i)
-				mine = score[i];
-		if (b >= a.sink_blocks && b < mid_end)
-			a.scores[(int64_t)s * a.bt_stride + b] = my_phys >= 0 ? mine : -3.0e38f;
-	}
+	score_chunk(a, s, plan_sequence(a, s), qbar);
 }
-
-// Each CTA stores its sequence's pair; the last one to finish publishes the slot.
-__device__ void record_stats(const gsa_select_args &a, int s, const gsa_budget &p)
-{
-	unsigned long long n = *(volatile unsigned long long *)&a.stats_dev->current;
-	gsa_stats_slot *slot = &a.stats_host->slots[n % GSA_RING_SLOTS];
-	if (s < GSA_RING_SEQS) {
-		slot->kept_total[s][0] = (uint32_t)p.keep;
-		slot->kept_total[s][1] = (uint32_t)p.n;
-	}
-	__threadfence_system();
-	if (atomicAdd(&a.stats_dev->done[n % GSA_RING_SLOTS], 1u) == (unsigned)a.num_seqs - 1) {
-		slot->layer = a.layer;
-		slot->kernel_id = a.kernel_id;
-		slot->num_seqs = (uint32_t)a.num_seqs;
-		unsigned long long t0 = a.stats_dev->start_ns[n % GSA_RING_SLOTS];
-		slot->gpu_start_ns = t0;
-		slot->select_ns = gpu_clock_ns() - t0;
-		__threadfence_system();
-		*(volatile uint64_t *)&slot->seq = n + 1;
-	}
-}
-
-// After the sequence's selection: publish its bitmap (if recorded), then its statistics.
-__device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget &p,
-			       uint32_t *bitmap, unsigned long long launch)
-{
-	if (!a.stats_dev)
-		return;
-	__syncthreads();
-	if (threadIdx.x != 0)
-		return;
-	if (bitmap) {
-		gsa_blocks_slot *slot = &a.stats_host->blocks[launch % GSA_BLOCK_SLOTS][s];
-		slot->layer = a.layer;
-		slot->total = (uint32_t)p.n;
-		slot->kept = (uint32_t)p.keep;
-		slot->sink = p.sparse ? (uint32_t)a.sink_blocks : 0u;
-		slot->local = p.sparse ? (uint32_t)a.local_blocks : 0u;
-		slot->bits = p.n < GSA_BLOCK_WORDS * 32 ? (uint32_t)p.n : GSA_BLOCK_WORDS * 32u;
-		__threadfence_system();
-		*(volatile uint64_t *)&slot->seq = launch + 1;
-	}
-	record_stats(a, s, p);
-}
-
-
-namespace {
-
-// Scratch of the selection kernel (static shared memory).
-struct select_shared {
-	gsa_topk::scratch topk;
-	uint32_t bits[GSA_BLOCK_WORDS]; /* kept-block bitmap, when recorded */
-};
-
-__device__ __forceinline__ void mark_kept(select_shared &sh, uint32_t *bitmap, int b)
-{
-	if (bitmap && b < GSA_BLOCK_WORDS * 32)
-		atomicOr(&sh.bits[b / 32], 1u << (b % 32));
-}
-
-// The middle candidates [lo, lo + m) of a sparse row: the best `want` of them written to
-// shadow[lo ...] in their original order. K: candidates per thread held in registers
-// (0: re-read from the scores on every step, for rows longer than 16 per thread).
-template <int K>
-__device__ void select_middle(select_shared &sh, const float *scores, const int32_t *table,
-			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want)
-{
-	const int per = (m + (int)blockDim.x - 1) / (int)blockDim.x;
-	const int first = (int)threadIdx.x * per;
-	const int count = max(0, min(per, m - first));
-	gsa_topk::run_keys<K> r;
-	r.load(scores + lo + first, count);
-	// The run's table entries too, in flight during the search: loaded where a candidate
-	// turns out kept, each would be a dependent round trip to memory at the very end.
-	// (Up to eight: within the 64 registers a thread of a 1024-thread CTA may have.)
-	constexpr int E = K <= 8 ? K : 0;
-	int32_t entry[E > 0 ? E : 1];
-#pragma unroll
-	for (int j = 0; j < E; j++)
-		entry[j] = j < count ? table[lo + first + j] : 0;
-	if (want <= 0)
-		return;
-	int parity = 0;
-	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want);
-	gsa_topk::emit(sh.topk, r, thr, want, [&](int j, int rank) {
-		int b = lo + first + j;
-		shadow[lo + rank] = E > 0 ? entry[j] : table[b];
-		mark_kept(sh, bitmap, b);
-	});
-}
-
-}  // namespace
 
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)
-gsa_select(const gsa_select_args a)
+gsa_select(gsa_select_args a)
 {
 	__shared__ select_shared sh;
-
+	a.stats_dev = NULL, a.stats_host = NULL;
 	const int s = blockIdx.x;
-	const gsa_budget p = plan_sequence(a, s);
-	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
-	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
-	// Kept-block bitmap for the trace, when this sequence's is recorded.
-	uint32_t *bitmap = NULL;
-	unsigned long long launch = 0;
-	if (a.stats_dev && a.record_blocks && s < GSA_BLOCK_SEQS) {
-		launch = *(volatile unsigned long long *)&a.stats_dev->current;
-		bitmap = a.stats_host->blocks[launch % GSA_BLOCK_SLOTS][s].words;
-	}
-	if (!p.sparse) {
-		for (int b = threadIdx.x; b < p.n && b < a.bt_stride; b += blockDim.x)
-			shadow[b] = table[b];
-		for (int w = threadIdx.x; bitmap && w < GSA_BLOCK_WORDS && w * 32 < p.n; w += blockDim.x)
-			bitmap[w] = p.n - w * 32 >= 32 ? 0xffffffffu : (1u << (p.n - w * 32)) - 1;
-		if (threadIdx.x == 0)
-			a.shadow_lens[s] = p.len;
-		finish_records(a, s, p, bitmap, launch);
-		return;
-	}
-
-	const float *scores = a.scores + (int64_t)s * a.bt_stride;
-	const int lo = a.sink_blocks, hi = p.n - a.local_blocks;  // middle candidates [lo, hi)
-	const int m = hi - lo, want = p.keep - a.sink_blocks - a.local_blocks;
-	const int T = blockDim.x, tid = threadIdx.x;
-	if (bitmap) {
-		for (int w = tid; w < GSA_BLOCK_WORDS; w += T)
-			sh.bits[w] = 0;
-		__syncthreads();
-	}
-	const int per = (m + T - 1) / T;
-	if (per <= 1)
-		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want);
-	else if (per <= 2)
-		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want);
-	else if (per <= 4)
-		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want);
-	else if (per <= 8)
-		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want);
-	else if (per <= 16)
-		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want);
-	else
-		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want);
-
-	// The sinks and the local window, around the selected middle blocks.
-	for (int b = tid; b < lo; b += T) {
-		shadow[b] = table[b];
-		mark_kept(sh, bitmap, b);
-	}
-	for (int b = hi + tid; b < p.n; b += T) {
-		shadow[lo + want + (b - hi)] = table[b];
-		mark_kept(sh, bitmap, b);
-	}
-	if (bitmap) {
-		__syncthreads();
-		for (int w = tid; w < GSA_BLOCK_WORDS && w * 32 < p.n; w += T)
-			bitmap[w] = sh.bits[w];
-	}
-	if (tid == 0)
-		a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
-	finish_records(a, s, p, bitmap, launch);
+	select_sequence(a, s, plan_sequence(a, s), sh);
 }

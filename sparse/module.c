@@ -53,8 +53,8 @@ const struct gsa_module *gsa_module_current(void)
 		get_fn get = (get_fn)gsa_driver_sym("cuModuleGetFunction");
 		m->ctx = ctx;
 		CUresult r = load && get ? load(&m->module, gsa_fatbin_start) : CUDA_ERROR_NOT_FOUND;
-		if (r == CUDA_SUCCESS && (get(&m->score, m->module, "gsa_score") != CUDA_SUCCESS ||
-					  get(&m->select, m->module, "gsa_select") != CUDA_SUCCESS))
+		if (r == CUDA_SUCCESS &&
+		    get(&m->score_select, m->module, "gsa_score_select") != CUDA_SUCCESS)
 			r = CUDA_ERROR_NOT_FOUND;
 		if (r != CUDA_SUCCESS) {
 			m->module = NULL; /* remembered: this context runs dense */

@@ -9,7 +9,7 @@
 struct gsa_module {
 	CUcontext ctx;
 	CUmodule module;
-	CUfunction score, select;
+	CUfunction score_select; /* gsa_kernels.cu */
 };
 
 /* The module for the calling thread's current context, loading it if needed; NULL when it

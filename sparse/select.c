@@ -163,6 +163,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.layer = kv->layer,
 		.kernel_id = l->kernel->id,
 		.record_blocks = gsa_config_traces_blocks(&gsa_cfg, kv->layer),
+		.arrivals = (uint32_t *)sh->arrivals,
 	};
 	if (gsa_tracing) {
 		struct gsa_stats *st = gsa_stats_get(kv->mod, cap);
@@ -173,10 +174,8 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	}
 	unsigned chunks = (unsigned)((a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
 	unsigned smem = (unsigned)(a->num_kv_heads * a->head_size * sizeof(float));
-	if (launch_aux(l, kv->mod->score, chunks, (unsigned)a->num_seqs, GSA_SCORE_THREADS, smem,
-		       &args) != CUDA_SUCCESS ||
-	    launch_aux(l, kv->mod->select, (unsigned)a->num_seqs, 1, GSA_SELECT_THREADS, 0, &args) !=
-		    CUDA_SUCCESS)
+	if (launch_aux(l, kv->mod->score_select, chunks, (unsigned)a->num_seqs, GSA_SCORE_THREADS,
+		       smem, &args) != CUDA_SUCCESS)
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH, cap);
 
 	rw->block_table = sh->table;

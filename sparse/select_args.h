@@ -49,6 +49,9 @@ struct gsa_select_args {
 	int32_t layer;
 	uint32_t kernel_id;
 	int32_t record_blocks;      /* this layer's bitmaps go to the trace (GSA_TRACE_BLOCKS) */
+	/* Per sequence row: scoring CTAs of the running launch that have finished (the last one
+	 * selects, and sets it back to 0). Zeroed when allocated. */
+	uint32_t *arrivals;
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
@@ -57,10 +60,9 @@ struct gsa_select_args {
 #define GSA_WARP_BLOCKS 8
 #define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
-/* One selection CTA per sequence: its time is the latency of a chain of CTA-wide steps
- * (cta_topk.cuh), and many threads with few candidates each keep every step short; 16 per
- * thread stay in registers (16K blocks, 256K tokens at 16-token blocks), longer rows
- * re-read their scores from L2. */
-#define GSA_SELECT_THREADS 1024
+/* The selection runs in the last scoring CTA of each sequence to finish, so with as many
+ * threads; 16 candidates per thread stay in registers (4K blocks, 64K tokens at 16-token
+ * blocks), longer rows re-read their scores from L2 (cta_topk.cuh). */
+#define GSA_SELECT_THREADS GSA_SCORE_THREADS
 
 #endif

@@ -41,11 +41,11 @@ struct gsa_stats_host {      /* host-mapped */
 	struct gsa_blocks_slot blocks[GSA_BLOCK_SLOTS][GSA_BLOCK_SEQS];
 };
 
-struct gsa_stats_dev {       /* device memory */
-	unsigned long long next;    /* launches so far */
-	unsigned long long current; /* the launch the selection kernel is finishing */
-	unsigned long long start_ns[GSA_RING_SLOTS]; /* when the scoring kernel started */
-	unsigned int done[GSA_RING_SLOTS];
+struct gsa_stats_dev {       /* device memory, zeroed at allocation */
+	unsigned long long next;    /* launches completed: the number of the one running */
+	unsigned long long unused;
+	unsigned long long start_ns[GSA_RING_SLOTS]; /* ~(earliest start) of the launch, 0: none */
+	unsigned int done[GSA_RING_SLOTS];           /* sequences finished */
 };
 
 #endif

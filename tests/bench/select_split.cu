@@ -8,7 +8,8 @@
 // --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
 // made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
 // Prints one line per configuration: microseconds per launch (median of 7 replays of a CUDA
-// graph of 50 launches) of score alone, select alone and both, and the bytes the scoring
+// graph of 50 launches) of score alone, select alone and both (the one fused kernel the
+// library launches, when FATBIN has it), and the bytes the scoring
 // kernel must read.
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -55,18 +56,21 @@ __global__ void fill(uint16_t *p, size_t n, uint32_t seed)
 	}
 }
 
-static CUfunction f_score, f_select;
+static CUfunction f_score, f_select, f_fused; /* f_fused: NULL in builds before it existed */
 static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
 	void *params[] = {&a};
-	if (score) {
-		unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
-		unsigned smem = (unsigned)(a.num_kv_heads * a.head_size * 4);
-		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
+	unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
+	unsigned smem = (unsigned)(a.num_kv_heads * a.head_size * 4);
+	if (score && select && f_fused) {
+		CD(cuLaunchKernel(f_fused, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
+		return;
 	}
+	if (score)
+		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
 	if (select)
 		CD(cuLaunchKernel(f_select, a.num_seqs, 1, 1, select_threads, 1, 1, 0, st, params, NULL));
 }
@@ -143,6 +147,8 @@ int main(int argc, char **argv)
 	CD(cuModuleLoadData(&mod, img.data()));
 	CD(cuModuleGetFunction(&f_score, mod, "gsa_score"));
 	CD(cuModuleGetFunction(&f_select, mod, "gsa_select"));
+	if (cuModuleGetFunction(&f_fused, mod, "gsa_score_select") != CUDA_SUCCESS)
+		f_fused = NULL;
 	cudaStream_t st;
 	CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
 
@@ -164,6 +170,9 @@ int main(int argc, char **argv)
 		CK(cudaMalloc(&scores, (size_t)batch * cols * 4));
 		CK(cudaMalloc(&lens, batch * 4));
 		CK(cudaMalloc(&slens, batch * 4));
+		uint32_t *arrivals;
+		CK(cudaMalloc(&arrivals, batch * 4));
+		CK(cudaMemset(arrivals, 0, batch * 4));
 		CK(cudaMalloc(&repr, (size_t)blocks * row * 4));
 		CK(cudaMalloc(&fps, (size_t)blocks * 8));
 		CK(cudaMemset(fps, 0, (size_t)blocks * 8));
@@ -190,14 +199,15 @@ int main(int argc, char **argv)
 		a.min_blocks = 16, a.max_blocks = 0, a.min_tokens = 2048;
 		a.repr = (decltype(a.repr))repr, a.fingerprints = fps, a.num_phys_blocks = blocks;
 		a.scores = scores, a.shadow_table = shadow, a.shadow_lens = slens;
+		a.arrivals = arrivals;
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
 		double t_score = time_us(true, false, a, st);
 		double t_select = time_us(false, true, a, st);
 		double t_both = time_us(true, true, a, st);
 		double mb = (double)batch * (nb - 3) * row * (policy == GSA_POLICY_QUEST ? 4 : 2) / 1e6;
-		printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  both %8.1f us  (repr MB at bf16: %.0f)\n",
-		       batch, ctx, nb, t_score, t_select, t_both, mb);
+		printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  %s %8.1f us  (repr MB at bf16: %.0f)\n",
+		       batch, ctx, nb, t_score, t_select, f_fused ? "fused" : "both", t_both, mb);
 		if (&c == &cfg[0])
 			printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
 		fflush(stdout);
@@ -234,7 +244,7 @@ int main(int argc, char **argv)
 			       diff_rows ? "NOTE" : "PASS", diff_rows, batch, diff_cells, keep);
 		}
 		cudaFree(kv), cudaFree(q), cudaFree(table), cudaFree(shadow), cudaFree(scores);
-		cudaFree(lens), cudaFree(slens), cudaFree(repr), cudaFree(fps);
+		cudaFree(lens), cudaFree(slens), cudaFree(repr), cudaFree(fps), cudaFree(arrivals);
 	}
 	return 0;
 }

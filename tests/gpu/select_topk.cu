@@ -5,7 +5,7 @@
 // (the scoring kernel is not run), so rows can hold what scoring rarely makes: exact ties
 // in bulk, one repeated value, both signs, zeros of both signs, infinities, the scorer's
 // -3e38 for unmapped blocks, and rows long enough for every path of the kernel (candidates
-// per thread held in registers, 1/2/4/8/16, and re-read from memory beyond that).
+// per thread held in registers, 1/2/4/8/16/32, and re-read from memory beyond that).
 // Rows with NaN scores are checked for a well-formed result only (the order among NaNs is
 // not part of the definition): right count, sinks and window in place, increasing order.
 //
@@ -213,9 +213,9 @@ int main(int argc, char **argv)
 	CD(cuModuleLoad(&mod, argv[1]));
 	CD(cuModuleGetFunction(&f_select, mod, "gsa_select"));
 
-	// Lengths in blocks chosen for each path: per-thread runs of <= 1, 2, 4, 8, 16 middle
-	// candidates at 1024 threads, and beyond (re-read); plus short rows that stay dense.
-	const std::vector<int> all_paths = {3, 40, 300, 1100, 2048, 2400, 4100, 8192, 8195, 16000, 16390, 20000};
+	// Lengths in blocks chosen for each path: per-thread runs of <= 1, 2, 4, 8, 16, 32 middle
+	// candidates at GSA_SELECT_THREADS (256), and beyond (re-read); plus short rows that stay dense.
+	const std::vector<int> all_paths = {3, 40, 300, 900, 1100, 2048, 2400, 4100, 8192, 8195, 16000, 16390, 20000};
 	const std::vector<kcase> cases = {
 		{"paths", all_paths, RANDOM, 0.3, 1, 2, 0},
 		{"paths", all_paths, FEW_VALUES, 0.3, 1, 2, 0},
