@@ -21,7 +21,7 @@ LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exe
 	-fno-semantic-interposition
 LIB_LDFLAGS := -shared -Wl,-z,defs -Wl,-z,now -Wl,--version-script=preload/exports.map \
 	-Wl,--no-undefined -Wl,-soname,libgsa_preload.so
-LIB_LIBS := -ldl -lpthread
+LIB_LIBS := -ldl -lpthread -lm
 
 # sparse/select_ref.c is the host reference of the selection, for tests only.
 LIB_SRCS := $(wildcard preload/*.c) $(wildcard hooks/*.c) \

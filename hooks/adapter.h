@@ -52,12 +52,16 @@ struct gsa_attention {
 	 * between members of a group; 0 means group * q_stride_head and q_stride_head. */
 	int64_t q_stride_kvhead, q_stride_member;
 	int32_t dtype;                 /* enum gsa_kv_dtype when the launch says, else -1 */
+	/* The host's maximum sequence length when the kernel sizes its work by it and the
+	 * launch has at most one query token per sequence (pure decode), else 0. */
+	int64_t decode_max_len;
 };
 
 /* Where a rewritten launch takes its block table and lengths from instead. */
 struct gsa_rewrite {
 	CUdeviceptr block_table;
 	CUdeviceptr seq_lens; /* the block table's stride is the caller's: shadows mirror it */
+	int64_t max_len;      /* a bound of the shadow lengths for decode_max_len, else 0 */
 };
 
 struct gsa_adapter {

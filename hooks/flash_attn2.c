@@ -2,8 +2,9 @@
  * flash_attn_version 2): flash::flash_fwd_splitkv_kernel<...>(const Flash_fwd_params), the
  * kernel for every paged launch (split, no-split and "align" instantiations). Its one
  * parameter is a 472-byte struct passed by value; kernelParams[0] points at the caller's
- * host copy, which is never written: the rewrite patches block_table and seqused_k in a
- * copy. The combine kernel reads neither field and is left alone.
+ * host copy, which is never written: the rewrite patches block_table and seqused_k (and,
+ * for decode, seqlen_k: see encode) in a copy. The combine kernel reads none of them and
+ * is left alone.
  *
  * Layout (x86-64, vLLM's fork 2024-07 .. 2026-08, checked against the 0.33.0 binary; see
  * tests/gpu/fa2/NOTES.md). Only the fields below are read. */
@@ -27,6 +28,7 @@
 #define OFF_H_K 100
 #define OFF_B 176
 #define OFF_SEQLEN_Q 180
+#define OFF_SEQLEN_K 184
 #define OFF_D 192
 #define OFF_CU_SEQLENS_Q 224
 #define OFF_LEFTPAD_K 240
@@ -104,6 +106,10 @@ static bool decode(const struct gsa_launch *l, struct gsa_attention *a)
 	int64_t qh = i64(p, OFF_Q_HEAD_STRIDE);
 	if (!a->block_table || !a->seq_lens || !a->key_cache || a->block_size <= 0)
 		return false; /* not paged: nothing to select */
+	/* Pure decode (one query token per sequence, or the group folded into the query
+	 * length): the split-KV partition may be sized by the shadow lengths' bound. */
+	if (p[OFF_NGROUPS_SWAPPED] || seqlen_q == 1)
+		a->decode_max_len = i32(p, OFF_SEQLEN_K);
 	if (p[OFF_NGROUPS_SWAPPED]) {
 		/* Decode with the GQA group folded into the query length: h is the number of KV
 		 * heads and the seqlen_q "rows" of a sequence are the group's query heads. */
@@ -135,7 +141,13 @@ static bool decode(const struct gsa_launch *l, struct gsa_attention *a)
 	return true;
 }
 
-/* A copy of the caller's struct with the two fields replaced; kernelParams[0] points at it. */
+/* A copy of the caller's struct with the two fields replaced, and seqlen_k (the maximum
+ * length, which sizes each split's range of key blocks) lowered to the bound of the shadow
+ * lengths when the selection gave one: with the dense maximum the kept blocks would fill
+ * only the first splits and leave the rest idle. The bound is rounded up to a multiple of
+ * 256 (every kBlockN of FA2), so that a maximum that was a multiple of the kernel's block
+ * stays one (the host picked the kernel instantiation by it). kernelParams[0] points at
+ * the copy. */
 static void **encode(const struct gsa_launch *l, const struct gsa_rewrite *rw, void *storage,
 		     unsigned storage_size)
 {
@@ -146,6 +158,15 @@ static void **encode(const struct gsa_launch *l, const struct gsa_rewrite *rw, v
 	memcpy(copy, l->params[0], PARAMS_SIZE);
 	memcpy(copy + OFF_BLOCK_TABLE, &rw->block_table, 8);
 	memcpy(copy + OFF_SEQUSED_K, &rw->seq_lens, 8);
+	if (rw->max_len > 0) {
+		int64_t bound = (rw->max_len + 255) / 256 * 256;
+		int32_t seqlen_k;
+		memcpy(&seqlen_k, copy + OFF_SEQLEN_K, 4);
+		if (bound < seqlen_k) {
+			seqlen_k = (int32_t)bound;
+			memcpy(copy + OFF_SEQLEN_K, &seqlen_k, 4);
+		}
+	}
 	p[0] = copy;
 	return p;
 }

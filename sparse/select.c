@@ -11,6 +11,7 @@
 #include "preload/state.h"
 #include "preload/trace.h"
 #include "preload/trace_format.h"
+#include "sparse/budget.h"
 #include "sparse/buffers.h"
 #include "sparse/select_args.h"
 #include "sparse/sparse.h"
@@ -180,6 +181,14 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 
 	rw->block_table = sh->table;
 	rw->seq_lens = sh->lens;
+	rw->max_len = a->decode_max_len > 0
+			      ? gsa_shadow_len_bound(a->decode_max_len, a->block_size, gsa_cfg.ratio,
+						     (int32_t)gsa_cfg.sink_blocks,
+						     (int32_t)gsa_cfg.local_blocks,
+						     (int32_t)gsa_cfg.min_blocks,
+						     (int32_t)gsa_cfg.max_blocks,
+						     (int32_t)gsa_cfg.min_tokens, a->block_table_stride)
+			      : 0;
 	sh->last_rewritten = true;
 	last_shadow = sh;
 	trace_decision(l, kv->layer, a->num_seqs, GSA_DENSE_NONE, cap);
@@ -201,6 +210,7 @@ bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a
 		return false;
 	memset(rw, 0, sizeof *rw);
 	rw->seq_lens = sh->lens; /* the block table stays the caller's: followers do not read it */
+	rw->max_len = 0;
 	return true;
 }
 

@@ -28,4 +28,4 @@ CPU_TESTS += $(BUILD)/test/test_select_hot_path
 $(BUILD)/test/test_select_hot_path: tests/cpu/test_select_hot_path.c sparse/select.c sparse/buffers.c \
 		preload/alloc_registry.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread
+	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread -lm

@@ -125,7 +125,7 @@ int main(void)
 	struct gsa_launch l = {.kernel = &kernel, .stream = launch_stream,
 			       .real = (void *)fake_launch, .api = GSA_API_LAUNCH};
 	struct gsa_attention a = decode_batch(kv, table, lens, q);
-	struct gsa_rewrite rw = {0, 0};
+	struct gsa_rewrite rw = {0, 0, 0};
 
 	/* first eager launch: prepares the cache's state and the table's shadow */
 	CHECK(gsa_sparse_select(&l, &a, &rw), "first launch rewritten");

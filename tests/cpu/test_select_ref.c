@@ -208,10 +208,59 @@ static void selection(int policy)
 	}
 }
 
+/* gsa_shadow_len_bound against brute force: for every maximum length up to a few thousand
+ * blocks, no sequence of that length or shorter gets a longer shadow, and the bound is the
+ * maximum itself only when nothing smaller is safe; on the default settings it is close to
+ * the budget (within the dense-short lengths and one block). */
+static void shadow_len_bounds(void)
+{
+	struct {
+		int32_t bs;
+		double ratio;
+		int32_t sink, local, minb, maxb, mintok;
+	} c[] = {
+		{16, 0.3, 1, 2, 16, 0, 2048},  {16, 0.1, 4, 8, 0, 0, 0},   {128, 0.3, 1, 2, 16, 0, 2048},
+		{16, 0.9, 1, 2, 0, 0, 0},      {16, 0.5, 0, 1, 64, 100, 0}, {64, 0.3, 1, 2, 1, 0, 100},
+		{16, 1.0, 1, 2, 16, 0, 2048},  {16, 0.01, 1, 2, 0, 0, 0},
+	};
+	int bad = 0, checked = 0, tight = 0, lowered = 0;
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		int64_t worst = 0; /* the longest shadow of any length so far */
+		for (int32_t len = 1; len <= 3000 * c[i].bs && !bad; len += (len < 4096 ? 1 : 7)) {
+			struct gsa_budget p = gsa_plan(len, 1, c[i].bs, c[i].ratio, c[i].sink, c[i].local,
+						       c[i].minb, c[i].maxb, c[i].mintok, 1 << 20);
+			int64_t sl = gsa_shadow_len(p, c[i].bs);
+			if (sl > worst)
+				worst = sl;
+			int64_t b = gsa_shadow_len_bound(len, c[i].bs, c[i].ratio, c[i].sink, c[i].local,
+							 c[i].minb, c[i].maxb, c[i].mintok, 1 << 20);
+			checked++;
+			if (b < worst || b > len) {
+				CHECK(0, "case %zu, max %d: bound %lld, longest shadow %lld", i, len,
+				      (long long)b, (long long)worst);
+				bad = 1;
+			}
+			lowered += b < len;
+			if (c[i].ratio == 0.3 && c[i].bs == 16 && len > 20000)
+				tight += b <= (int64_t)ceil(0.3 * ((len + 15) / 16)) * 16 + 16;
+		}
+	}
+	CHECK(!bad, "shadow length bounds: %d maxima, none below a shadow", checked);
+	CHECK(lowered > 1000, "the bound is below the maximum for long enough sequences (%d)", lowered);
+	CHECK(tight > 100, "on the defaults the bound is the budget's length (%d)", tight);
+	/* ratio 1: nothing to lower */
+	CHECK_EQ_U64(gsa_shadow_len_bound(131072, 16, 1.0, 1, 2, 16, 0, 2048, 1 << 20), 131072);
+	/* a maximum that stays dense (below min_tokens) is returned as it is */
+	CHECK_EQ_U64(gsa_shadow_len_bound(2000, 16, 0.3, 1, 2, 16, 0, 2048, 1 << 20), 2000);
+	/* 128K at 0.3, block 16: 2458 blocks of 8192 */
+	CHECK_EQ_U64(gsa_shadow_len_bound(131072, 16, 0.3, 1, 2, 16, 0, 2048, 1 << 20), 2458 * 16);
+}
+
 int main(void)
 {
 	srand(12345);
 	budgets();
+	shadow_len_bounds();
 	selection(GSA_POLICY_MEAN);
 	selection(GSA_POLICY_QUEST);
 	return check_report("test_select_ref");
