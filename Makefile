@@ -46,6 +46,14 @@ $(FATBIN): sparse/gsa_kernels.cu $(wildcard sparse/*.cuh) sparse/select_args.h s
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O3 -I. -I$(CUDA_INC) -fatbin $(NVCC_ARCH) $< -o $@
 
+# The same kernels plus the scoring and selection halves as kernels of their own, for the
+# GPU test and benchmark that check or time one half alone (not embedded in the library).
+SPLIT_FATBIN := $(BUILD)/sparse/gsa_kernels_split.fatbin
+$(SPLIT_FATBIN): sparse/gsa_kernels.cu $(wildcard sparse/*.cuh) sparse/select_args.h sparse/budget.h \
+		sparse/stats_ring.h preload/config.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O3 -I. -I$(CUDA_INC) -fatbin -DGSA_SPLIT_KERNELS $(NVCC_ARCH) $< -o $@
+
 $(BUILD)/lib/sparse/fatbin.o: sparse/fatbin.S $(FATBIN_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) -c $(FATBIN_DEF) $< -o $@
@@ -90,7 +98,8 @@ gpu-test: all
 	@bash tests/gpu/run.sh
 
 # The selection kernels timed apart (tests/bench/select_split.cu); runs on a GPU machine.
-$(BUILD)/bench/select_split: tests/bench/select_split.cu sparse/select_ref.c sparse/select_args.h
+$(BUILD)/bench/select_split: tests/bench/select_split.cu sparse/select_ref.c sparse/select_args.h \
+		$(SPLIT_FATBIN)
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O2 -I. -I$(CUDA_INC) -arch=sm_90 -o $@ $< sparse/select_ref.c \
 		-L$(CUDA_HOME)/lib64/stubs -lcuda

@@ -28,7 +28,9 @@
 //
 // gsa_score and gsa_select run the two halves as separate kernels, for the tests and the
 // benchmark that time or check one half alone (tests/gpu/select_topk.cu,
-// tests/bench/select_split.cu); they record no statistics.
+// tests/bench/select_split.cu); they record no statistics, and are built only into the
+// fatbin for those (GSA_SPLIT_KERNELS: build/sparse/gsa_kernels_split.fatbin), not into the
+// library's.
 #include <stdint.h>
 
 #include "preload/config.h"
@@ -63,7 +65,9 @@ gsa_score_select(const gsa_select_args a)
 	if (a.stats_dev && blockIdx.x == 0 && threadIdx.x == 0)
 		stats_started(a);
 	score_chunk(a, s, p, qbar);
-	if (parts > 1) {
+	if (parts == 1) {
+		__syncthreads(); /* the CTA's own scores, written by all its warps */
+	} else {
 		// Scores visible device-wide before the arrival that may let another CTA read them.
 		__threadfence();
 		__syncthreads();
@@ -79,6 +83,7 @@ gsa_score_select(const gsa_select_args a)
 	select_sequence(a, s, p, sh);
 }
 
+#ifdef GSA_SPLIT_KERNELS
 extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
 gsa_score(const gsa_select_args a)
 {
@@ -95,3 +100,4 @@ gsa_select(gsa_select_args a)
 	const int s = blockIdx.x;
 	select_sequence(a, s, plan_sequence(a, s), sh);
 }
+#endif

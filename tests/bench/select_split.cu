@@ -1,5 +1,5 @@
 // Where the selection's time goes: the scoring and the selection kernels of a fatbin
-// (build/sparse/gsa_kernels.fatbin, or an older build's) timed apart and together on
+// (build/sparse/gsa_kernels_split.fatbin, or an older build's) timed apart and together on
 // synthetic decode batches, and their shadow tables checked against the C reference
 // (sparse/select_ref.c) on the first configuration.
 //

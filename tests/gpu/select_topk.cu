@@ -1,4 +1,4 @@
-// The selection kernel (gsa_select in the library's fatbin) on its own, against a plain
+// The selection (gsa_select: the selection half of the library's kernel) on its own, against a plain
 // host reference of its definition: for each sparse sequence, the first `sink` and last
 // `local` blocks plus the `want` middle blocks with the largest scores (ties to the lower
 // index), in their original order; dense sequences copied. The scores are written directly
@@ -10,6 +10,9 @@
 // not part of the definition): right count, sinks and window in place, increasing order.
 //
 //   select_topk FATBIN        prints one line per case and "select_topk: N passed, N failed"
+//
+// FATBIN: build/sparse/gsa_kernels_split.fatbin (make build/sparse/gsa_kernels_split.fatbin),
+// whose gsa_select is the selection half the library's one kernel runs.
 #include <cuda.h>
 #include <math.h>
 #include <stdint.h>

@@ -5,10 +5,14 @@
 stage_select_topk() {
 	section "selection kernel against its definition"
 	local d=$WORK/select_topk bin=$WORK/select_topk/select_topk rc
-	local fatbin=$ROOT/build/sparse/gsa_kernels.fatbin
+	local fatbin=$ROOT/build/sparse/gsa_kernels_split.fatbin
 	mkdir -p "$d"
 	if [ ! -s "$fatbin" ]; then
-		fail "select_topk" "no fatbin at $fatbin (the library was built without nvcc)"
+		run_step 240 "$d/fatbin.out" "$d/fatbin.err" make -C "$ROOT" build/sparse/gsa_kernels_split.fatbin
+	fi
+	if [ ! -s "$fatbin" ]; then
+		show "$d/fatbin.err" 20
+		fail "select_topk" "no fatbin at $fatbin (make build/sparse/gsa_kernels_split.fatbin failed)"
 		return
 	fi
 	run_step 240 "$d/build.out" "$d/build.err" nvcc -O2 -std=c++17 "-arch=$ARCH" -I"$ROOT" \
