@@ -12,6 +12,7 @@
 /* ---- test doubles for the layers the hooks call ---- */
 static int selects, follows, encode_failures, logs;
 static bool select_ok = true;
+static int64_t select_max_len; /* what the stand-in selection bounds shadow lengths by */
 static struct gsa_attention last_att;
 
 bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, struct gsa_rewrite *rw)
@@ -20,6 +21,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	last_att = *a;
 	rw->block_table = 0xb10c;
 	rw->seq_lens = 0x1e45;
+	rw->max_len = select_max_len;
 	return select_ok;
 }
 bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a,
@@ -28,6 +30,7 @@ bool gsa_sparse_follow(const struct gsa_launch *l, const struct gsa_attention *a
 	follows++;
 	rw->block_table = 0;
 	rw->seq_lens = 0x1e45;
+	rw->max_len = 0;
 	return true;
 }
 void gsa_sparse_encode_failed(const struct gsa_launch *l) { encode_failures++; }
@@ -297,6 +300,34 @@ static void fa2_adapter(void)
 		      memcmp(copy + 360, before + 360, 472 - 360) == 0,
 	      "every other byte of the copy is the caller's");
 	CHECK(memcmp(p, before, sizeof p) == 0, "the caller's struct is untouched");
+
+	CHECK_EQ_U64(last_att.decode_max_len, 0); /* seqlen_k 0 in this struct */
+
+	/* Decode at 32K: the split ranges are sized by the shadow lengths' bound (rounded up to
+	 * 256), never raised above the caller's maximum, and left alone without a bound. */
+	put32(p, 184, 32768);
+	select_max_len = 9840;
+	out = gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(last_att.decode_max_len, 32768);
+	int32_t sk;
+	memcpy(&sk, (unsigned char *)out[0] + 184, 4);
+	CHECK_EQ_U64(sk, 9984);
+	memcpy(&sk, p + 184, 4);
+	CHECK_EQ_U64(sk, 32768); /* the caller's untouched */
+	select_max_len = 40000;
+	out = gsa_hooks_dispatch(&l);
+	memcpy(&sk, (unsigned char *)out[0] + 184, 4);
+	CHECK_EQ_U64(sk, 32768);
+	select_max_len = 0;
+	out = gsa_hooks_dispatch(&l);
+	memcpy(&sk, (unsigned char *)out[0] + 184, 4);
+	CHECK_EQ_U64(sk, 32768);
+	/* Not decode (two query tokens, no GQA swap): no bound is asked for. */
+	p[465] = 0, put32(p, 96, 32), put32(p, 180, 2), put64(p, 224, 0xc0);
+	gsa_hooks_dispatch(&l);
+	CHECK_EQ_U64(last_att.decode_max_len, 0);
+	p[465] = 1, put32(p, 96, 8), put32(p, 180, 4), put64(p, 224, 0);
+	put32(p, 184, 0);
 
 	/* A sliding window makes attention position-dependent: dense. */
 	put32(p, 388, 4096);
