@@ -10,9 +10,10 @@
 // bits at a time by counting, per thread in registers, the keys at or above three
 // candidate thresholds, then summing the counts over the CTA: warp reductions and one
 // barrier per two bits; the bits above the highest one where the row's minimum and
-// maximum keys differ are skipped. Counting needs no atomics and no histogram. Many
-// threads with few candidates each keep every warp's share of a step short (at 256
-// threads x 8 candidates the counting alone made the step several times longer).
+// maximum keys differ are skipped, and once at most 32 keys remain in play one warp ranks
+// them. Counting needs no atomics and no histogram. Measured (select_split.txt), a step
+// costs the latency of its reductions and barrier (~0.4 us), not its counting: a few
+// steps make up most of the selection's time.
 //
 // Each thread owns a contiguous run of candidates (thread t: [t * per, t * per + per)), so
 // that a single CTA-wide prefix sum of per-thread counts gives every kept candidate's
@@ -43,15 +44,14 @@ struct scratch {
 	uint32_t nfew, thr;
 };
 
-// CTA-wide sums of three counts per thread; every thread gets the totals.
-#ifndef GSA_SUM_VARIANT
-#define GSA_SUM_VARIANT 1
-#endif
+// CTA-wide sums of three counts per thread; every thread gets the totals. SMALL: each count
+// is at most 16, so a warp's three sums fit one word of ten-bit fields (one reduction
+// instead of three), and over at most 32 warps two words of sixteen-bit fields.
 template <bool SMALL>
 __device__ __forceinline__ uint3 cta_sum3(scratch &sh, int &parity, uint32_t a, uint32_t b, uint32_t c)
 {
 	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-	if (!SMALL || GSA_SUM_VARIANT == 0) {
+	if constexpr (!SMALL) {
 		a = __reduce_add_sync(0xffffffffu, a);
 		b = __reduce_add_sync(0xffffffffu, b);
 		c = __reduce_add_sync(0xffffffffu, c);
@@ -62,29 +62,17 @@ __device__ __forceinline__ uint3 cta_sum3(scratch &sh, int &parity, uint32_t a, 
 		parity ^= 1;
 		return make_uint3(__reduce_add_sync(0xffffffffu, v.x), __reduce_add_sync(0xffffffffu, v.y),
 				  __reduce_add_sync(0xffffffffu, v.z));
-	}
-	// Counts of at most 16 per thread: a warp's sums fit ten bits each, one word.
-	uint32_t p = __reduce_add_sync(0xffffffffu, a | b << 10 | c << 20);
-	if (lane == 0)
-		sh.part[parity][warp].x = p;
-	__syncthreads();
-	p = lane < warps ? sh.part[parity][lane].x : 0u;
-	parity ^= 1;
-	// Over at most 32 warps the sums fit sixteen bits: two words.
-	const uint32_t lo = (p & 0x3ffu) | (p & 0xffc00u) << 6, hi = p >> 20;
-	if (GSA_SUM_VARIANT == 1) {
-		uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
+	} else {
+		uint32_t p = __reduce_add_sync(0xffffffffu, a | b << 10 | c << 20);
+		if (lane == 0)
+			sh.part[parity][warp].x = p;
+		__syncthreads();
+		p = lane < warps ? sh.part[parity][lane].x : 0u;
+		parity ^= 1;
+		const uint32_t lo = (p & 0x3ffu) | (p & 0xffc00u) << 6, hi = p >> 20;
+		const uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
 		return make_uint3(l & 0xffffu, l >> 16, h);
 	}
-	if (warp == 0) {
-		uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
-		if (lane == 0)
-			sh.part[parity][0] = make_uint4(l & 0xffffu, l >> 16, h, 0);
-	}
-	__syncthreads();
-	uint4 v = sh.part[parity][0];
-	parity ^= 1;
-	return make_uint3(v.x, v.y, v.z);
 }
 
 // Candidate j of this thread's run: from registers, or re-read from the row (K == 0: runs

@@ -61,8 +61,8 @@ struct gsa_select_args {
 #define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
 /* The selection runs in the last scoring CTA of each sequence to finish, so with as many
- * threads; 16 candidates per thread stay in registers (4K blocks, 64K tokens at 16-token
- * blocks), longer rows re-read their scores from L2 (cta_topk.cuh). */
+ * threads; up to 32 candidates per thread stay in registers (8K blocks, 128K tokens at
+ * 16-token blocks), longer rows re-read their scores from L2 (cta_topk.cuh). */
 #define GSA_SELECT_THREADS GSA_SCORE_THREADS
 
 #endif
