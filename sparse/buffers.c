@@ -36,6 +36,18 @@ static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int gsa_kv_count(void) { return atomic_load_explicit(&n_kv, memory_order_relaxed); }
 
+uint64_t gsa_kv_live_bytes(void)
+{
+	int n = atomic_load_explicit(&n_kv, memory_order_acquire);
+	uint64_t bytes = 0;
+	for (int i = 0; i < n; i++) {
+		const struct gsa_kv *k = atomic_load_explicit(&kvs[i], memory_order_relaxed);
+		if (!atomic_load_explicit(&k->retired, memory_order_acquire))
+			bytes += (uint64_t)k->num_phys_blocks * (uint64_t)k->k_stride_block * 2 * 2;
+	}
+	return bytes;
+}
+
 int gsa_kv_live(void)
 {
 	int n = atomic_load_explicit(&n_kv, memory_order_acquire), live = 0;
@@ -96,8 +108,11 @@ void gsa_kv_forget_range(uint64_t ptr, uint64_t size)
 	int n = atomic_load_explicit(&n_kv, memory_order_acquire);
 	for (int i = 0; i < n; i++) {
 		struct gsa_kv *k = atomic_load_explicit(&kvs[i], memory_order_relaxed);
-		if (k->key_cache - ptr < size)
-			atomic_store_explicit(&k->retired, true, memory_order_release);
+		if (k->key_cache - ptr < size &&
+		    !atomic_exchange_explicit(&k->retired, true, memory_order_acq_rel))
+			gsa_log(GSA_LOG_INFO, GSA_CODE_GENERIC,
+				"KV cache at %#llx freed: its selection state is retired (%d live)",
+				(unsigned long long)k->key_cache, gsa_kv_live());
 	}
 }
 

@@ -62,6 +62,9 @@ struct gsa_shadow *gsa_shadow_by_lens(uint64_t seq_lens);
 /* Number of KV caches prepared so far, and of those whose memory was not freed since. */
 int gsa_kv_count(void);
 int gsa_kv_live(void);
+/* Bytes of K and V (2-byte elements) of the KV caches not retired, as far as their
+ * allocations tell (a cache inside a larger allocation counts up to its end). */
+uint64_t gsa_kv_live_bytes(void);
 /* Device memory [ptr, ptr + size) was freed: KV states whose cache lay there are retired, so
  * a cache allocated later at the same address (maybe larger) gets a state sized for it. */
 void gsa_kv_forget_range(uint64_t ptr, uint64_t size);

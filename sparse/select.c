@@ -231,13 +231,22 @@ void gsa_sparse_forget_memory(uint64_t ptr, uint64_t size)
 
 uint64_t gsa_sparse_reserve(uint64_t total_bytes)
 {
-	/* Live caches only: an engine whose profiling pass ran attention over a throw-away cache
-	 * (freed since) is still sizing its real one. */
-	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() || gsa_kv_live() > 0)
+	/* Until the KV caches prepared and still live make up a quarter of the card, the engine
+	 * may still be sizing its real one: an engine whose profiling pass ran attention over a
+	 * small throw-away cache has prepared state for it, and freeing it need not return its
+	 * memory to the driver (PyTorch's caching allocator keeps a segment while anything in it
+	 * lives), so "no live cache" would turn the reserve off too early. Reporting less free
+	 * memory for longer only makes an engine more careful. */
+	if (!gsa_active || gsa_cfg.ratio >= 1.0 || !gsa_module_built() ||
+	    gsa_kv_live_bytes() >= total_bytes / 4)
 		return 0;
 	/* Representations take 1/(4 x block size) of the KV cache for mean (one fp8 byte per
 	 * key channel), four times that for Quest (min and max in the KV element type); block
 	 * size 16 is the smallest vLLM uses, and the cache is at most the card. Mean reserves
 	 * 1/48, not 1/64: fingerprints (8 bytes a block) and row padding come on top. */
-	return total_bytes / (gsa_cfg.policy == GSA_POLICY_QUEST ? 16 : 48);
+	uint64_t reserve = total_bytes / (gsa_cfg.policy == GSA_POLICY_QUEST ? 16 : 48);
+	GSA_LOG_ONCE(GSA_LOG_INFO, GSA_CODE_GENERIC,
+		     "free memory reported %llu MiB lower until the KV cache is prepared (room for the selection's buffers)",
+		     (unsigned long long)(reserve >> 20));
+	return reserve;
 }

@@ -54,14 +54,17 @@ int main(void)
 	CHECK(gsa_kv_get(&l, &a, true, &why) == k1, "found again during capture");
 	CHECK_EQ_U64(gsa_kv_count(), 2);
 	CHECK_EQ_U64(gsa_kv_live(), 2);
+	/* K and V of 200 + 64 blocks (each state counts its allocation from K's start) */
+	CHECK_EQ_U64(gsa_kv_live_bytes(), 2 * (200 + 64) * block_bytes);
 
 	/* freed (the free wrappers call gsa_kv_forget_range), then a cache 4x larger at the
 	 * same address */
 	struct gsa_alloc gone;
 	CHECK(gsa_allocs_remove(base, &gone), "removed");
 	gsa_kv_forget_range(gone.ptr, gone.size);
-	/* what gsa_sparse_reserve() asks: the memory reserve comes back while no cache is live */
+	/* what gsa_sparse_reserve() asks: how much live KV cache there is */
 	CHECK_EQ_U64(gsa_kv_live(), 1);
+	CHECK_EQ_U64(gsa_kv_live_bytes(), 2 * 64 * block_bytes);
 	struct gsa_alloc big = {base, 800 * block_bytes, 0, 0, 0};
 	CHECK(gsa_allocs_add(&big), "re-added");
 

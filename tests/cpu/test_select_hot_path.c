@@ -134,6 +134,13 @@ int main(void)
 	      "rewritten to the library's shadow buffers");
 	CHECK_EQ_U64(n_launch, 1);
 
+	/* The memory reserve: on while the live caches are under a quarter of the card, off once
+	 * they reach it (this cache: 1000 blocks of 64 KiB of K, as much V, about 125 MiB). */
+	const uint64_t cache = 2 * 1000ull * 16 * 8 * 256 * 2;
+	CHECK_EQ_U64(gsa_sparse_reserve(48ull << 30), (48ull << 30) / 48);
+	CHECK_EQ_U64(gsa_sparse_reserve(4 * cache + 4), (4 * cache + 4) / 48);
+	CHECK_EQ_U64(gsa_sparse_reserve(4 * cache), 0);
+
 	/* steady state: the hot path */
 	const int N = 200000;
 	int alloc0 = stand_in_allocs, memset0 = stand_in_memsets, cap0 = n_capture_query;

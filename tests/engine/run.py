@@ -34,6 +34,11 @@ def lib_env(**gsa):
         raise SystemExit(f"{LIB} not built (make)")
     env = base_env()
     env["LD_PRELOAD"] = LIB
+    # ENGINE_GSA_ENV: more GSA_* settings for every run with the library, e.g. "GSA_LOG=info"
+    for kv in os.environ.get("ENGINE_GSA_ENV", "").split():
+        k, _, v = kv.partition("=")
+        if k.startswith("GSA_"):
+            env[k] = v
     for k, v in gsa.items():
         env[f"GSA_{k.upper()}"] = str(v)
     return env
