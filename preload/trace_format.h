@@ -73,7 +73,8 @@ enum gsa_trace_record_type {
 	 * i32 layer, u32 num_seqs, u32 n, then n times {u32 kept, u32 total} (blocks of the
 	 * first n sequences): what the GPU selected, also for CUDA-graph replays;
 	 * since 1.1 then u64 gpu_start_ns, u64 select_ns: the GPU clock (%globaltimer) when the
-	 * selection started and how long its two kernels took */
+	 * selection started and how long it took (its kernel's first CTA to its last sequence
+	 * selected; before the one-kernel selection: both kernels) */
 	GSA_REC_SELECT = 12,
 	/* u64 mono_ns (when read), u64 launch (as in SELECT), i32 layer, u32 seq (index in the
 	 * launch), u32 total (blocks of the sequence), u32 kept, u32 sink, u32 local,

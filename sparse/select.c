@@ -1,5 +1,6 @@
-/* Selection for one attention launch (see sparse.h): two kernels enqueued on the launch's
- * stream through the same driver entry point the launch uses, then the launch is rewritten
+/* Selection for one attention launch (see sparse.h): one kernel (sparse/gsa_kernels.cu)
+ * enqueued on the launch's stream through the same driver entry point the launch uses,
+ * then the launch is rewritten
  * to read the shadow table and lengths. Nothing here synchronises or allocates once the
  * buffers exist, so it is captured into CUDA graphs like the attention itself. */
 #include <string.h>

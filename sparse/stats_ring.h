@@ -17,7 +17,7 @@ struct gsa_stats_slot {
 	uint32_t kernel_id;
 	uint32_t num_seqs;
 	uint32_t reserved;
-	uint64_t gpu_start_ns, select_ns; /* GPU clock at the start, duration of both kernels */
+	uint64_t gpu_start_ns, select_ns; /* GPU clock at the start, duration of the selection */
 	uint32_t kept_total[GSA_RING_SEQS][2];
 };
 
