@@ -1,8 +1,8 @@
 /* Selection for one attention launch (see sparse.h): one kernel (sparse/gsa_kernels.cu)
  * enqueued on the launch's stream through the same driver entry point the launch uses,
- * then the launch is rewritten
- * to read the shadow table and lengths. Nothing here synchronises or allocates once the
- * buffers exist, so it is captured into CUDA graphs like the attention itself. */
+ * then the launch is rewritten to read the shadow table and lengths. Nothing here
+ * synchronises or allocates once the buffers exist, so it is captured into CUDA graphs
+ * like the attention itself. */
 #include <string.h>
 #include <time.h>
 
