@@ -46,7 +46,7 @@ def speed(rows, modes=("graph",)):
     """CUDA-graph rows by default (what engines run in production); "eager" in modes adds those."""
     rows = [r for r in rows if r["mode"] in modes]
     head = ["gpu", "tp", "context", "batch", "mode", "dense tok/s", "GSA tok/s", "speed-up",
-            "dense TPOT ms", "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms", "means"]
+            "dense TPOT ms", "GSA TPOT ms", "dense TTFT ms", "GSA TTFT ms", "library"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     f = lambda v, s: "-" if v is None else format(v, s)
@@ -58,7 +58,7 @@ def speed(rows, modes=("graph",)):
                                  f"{r['gsa_tok_s'] / r['dense_tok_s']:.2f}x",
                                  f"{r['dense_tpot_ms']:.1f}", f"{r['gsa_tpot_ms']:.1f}",
                                  f(r["dense_ttft_ms"], ".0f"), f(r["gsa_ttft_ms"], ".0f"),
-                                 "fp8" if "fp8" in r.get("library", "") else "bf16"]) + " |")
+                                 (r.get("library") or "-").split(" ")[0]]) + " |")
 
 
 if __name__ == "__main__":
