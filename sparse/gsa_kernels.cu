@@ -47,8 +47,7 @@ __device__ __forceinline__ int participants(const gsa_select_args &a, const gsa_
 {
 	if (!p.sparse)
 		return 1;
-	int mid_end = p.n - a.local_blocks;
-	return mid_end > GSA_SCORE_CHUNK ? (mid_end + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK : 1;
+	return (p.n - a.local_blocks + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK; /* >= 1 middle block */
 }
 
 extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)

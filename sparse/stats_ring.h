@@ -43,7 +43,6 @@ struct gsa_stats_host {      /* host-mapped */
 
 struct gsa_stats_dev {       /* device memory, zeroed at allocation */
 	unsigned long long next;    /* launches completed: the number of the one running */
-	unsigned long long unused;
 	unsigned long long start_ns[GSA_RING_SLOTS]; /* ~(earliest start) of the launch, 0: none */
 	unsigned int done[GSA_RING_SLOTS];           /* sequences finished */
 };
