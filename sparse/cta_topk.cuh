@@ -105,10 +105,20 @@ struct run_keys {
 	template <typename F>
 	__device__ __forceinline__ void each(F f) const
 	{
+		each_group([&](int j, int, uint32_t k) { f(j, k); }, [](int) {});
+	}
+	// The same in groups of GROUP candidates (the whole run from registers, sixteen when
+	// re-read): f(j, i, key) with i = j's place in its group (a constant once unrolled),
+	// then end(first j of the group) after each group.
+	static constexpr int GROUP = K > 0 ? K : 16;
+	template <typename F, typename End>
+	__device__ __forceinline__ void each_group(F f, End end) const
+	{
 		if constexpr (K > 0) {
 #pragma unroll
 			for (int j = 0; j < K; j++)
-				f(j, k[j]);
+				f(j, j, k[j]);
+			end(0);
 		} else {
 			for (int base = 0; base < n; base += 16) {
 				uint32_t c[16];
@@ -117,7 +127,8 @@ struct run_keys {
 					c[j] = base + j < n ? key(row + base + j) : 0u;
 #pragma unroll
 				for (int j = 0; j < 16; j++)
-					f(base + j, c[j]);
+					f(base + j, j, c[j]);
+				end(base);
 			}
 		}
 	}
@@ -206,9 +217,14 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 	return thr;
 }
 
-// After threshold(): calls keep(j, rank) for every kept candidate j of this thread's run,
-// rank being its position among all kept candidates in index order. Of the keys equal to
-// the threshold, the first (want - keys above it) by index are kept.
+// After threshold(): the kept candidates of this thread's run, a group of the run
+// (run_keys::GROUP candidates) at a time: keep(first, mask, rank) with bit i of mask set
+// when candidate first + i is kept, rank being the position of the group's first kept
+// candidate among all kept candidates in index order (the next kept ones follow it). Of
+// the keys equal to the threshold, the first (want - keys above it) by index are kept.
+// A group at a time so that the caller can issue all the loads a group's outputs need
+// before its first store (stores and loads it cannot prove apart would otherwise make
+// every kept candidate a dependent round trip to memory).
 template <int K, typename Keep>
 __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t thr, int want, Keep keep)
 {
@@ -234,12 +250,19 @@ __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t
 	const uint32_t take = (uint32_t)want - total_a; /* ties kept, >= 1 */
 	uint32_t ties = before_e;
 	uint32_t rank = before_a + min(before_e, take);
-	r.each([&](int j, uint32_t k) {
-		bool kept = k > thr || (k == thr && ties < take);
-		ties += k == thr;
-		if (kept)
-			keep(j, (int)rank++);
-	});
+	uint32_t mask = 0;
+	r.each_group(
+		[&](int j, int i, uint32_t k) {
+			const bool kept = k > thr || (k == thr && ties < take);
+			ties += k == thr;
+			mask |= (uint32_t)kept << i;
+		},
+		[&](int first) {
+			if (mask)
+				keep(first, mask, (int)rank);
+			rank += __popc(mask);
+			mask = 0;
+		});
 }
 
 }  // namespace gsa_topk

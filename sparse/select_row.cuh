@@ -103,9 +103,9 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 	gsa_topk::run_keys<K> r;
 	r.load(scores + lo + first, count);
 	// The run's table entries too, in flight during the search: loaded where a candidate
-	// turns out kept, each would be a dependent round trip to memory at the very end.
-	// (Up to sixteen; longer runs load them where kept, read-only loads that need not wait
-	// for the stores before them.)
+	// turns out kept, they would be a round trip to memory at the very end. (Up to
+	// sixteen; longer runs load those of a group's kept candidates together, once the
+	// group is decided, before its stores.)
 	constexpr int E = K <= 16 ? K : 0;
 	int32_t entry[E > 0 ? E : 1];
 #pragma unroll
@@ -115,10 +115,24 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 		return;
 	int parity = 0;
 	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want);
-	gsa_topk::emit(sh.topk, r, thr, want, [&](int j, int rank) {
-		int b = lo + first + j;
-		shadow[lo + rank] = E > 0 ? entry[j] : __ldg(table + b);
-		mark_kept(sh, bitmap, b);
+	constexpr int G = gsa_topk::run_keys<K>::GROUP;
+	gsa_topk::emit(sh.topk, r, thr, want, [&](int j0, uint32_t mask, int rank) {
+		// The group's kept entries: all loaded before the first store.
+		int32_t e[G];
+#pragma unroll
+		for (int i = 0; i < G; i++) {
+			if constexpr (E > 0)
+				e[i] = entry[i];
+			else
+				e[i] = mask >> i & 1 ? __ldg(table + lo + first + j0 + i) : 0;
+		}
+#pragma unroll
+		for (int i = 0; i < G; i++) {
+			if (mask >> i & 1) {
+				shadow[lo + rank++] = e[i];
+				mark_kept(sh, bitmap, lo + first + j0 + i);
+			}
+		}
 	});
 }
 

@@ -3,7 +3,7 @@
 // synthetic decode batches, and their shadow tables checked against the C reference
 // (sparse/select_ref.c) on the first configuration.
 //
-//   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check]
+//   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]
 //
 // --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
 // made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
@@ -11,6 +11,11 @@
 // graph of 50 launches) of score alone, select alone and both (the one fused kernel the
 // library launches, when FATBIN has it), and the bytes the scoring
 // kernel must read.
+//
+// --cold: as in a decode step, where the attention between two selections has evicted the
+// representations from L2: every launch in the graph follows a kernel that reads a
+// 160 MB buffer (three times the L2), and the times printed are those of the graph with
+// both minus that of a graph of the reads alone.
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -77,15 +82,35 @@ static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 
 __global__ void nothing() {}
 
+// Reads n float4 (evicting L2's contents with clean lines); writes only if the sum is
+// exactly 1e30, which it never is, so that the reads are not optimised away.
+__global__ void evict_l2(const float4 *p, size_t n, float *sink)
+{
+	float acc = 0.f;
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float4 v = __ldcg(p + i);
+		acc += v.x + v.y + v.z + v.w;
+	}
+	if (acc == 1e30f)
+		*sink = acc;
+}
+
+static bool cold;
+static float4 *evict_buf;
+static const size_t evict_n = (160u << 20) / sizeof(float4);
+
 // Microseconds per launch: the median of 7 replays of a CUDA graph of 50 launches (graph
 // replay is how vLLM runs decode; eager back-to-back launches would time the host).
 // select == false and score == false: an empty kernel, the floor of one graph node.
-static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t st)
+static double graph_us(bool score, bool select, bool evict, gsa_select_args &a, cudaStream_t st)
 {
 	cudaGraph_t g;
 	cudaGraphExec_t ge;
 	CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
 	for (int i = 0; i < 50; i++) {
+		if (evict)
+			evict_l2<<<132 * 4, 512, 0, st>>>(evict_buf, evict_n, (float *)evict_buf);
 		if (!score && !select)
 			nothing<<<1, 32, 0, st>>>();
 		else
@@ -115,10 +140,20 @@ static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t 
 	return t[3];
 }
 
+// One launch's microseconds (warm, or --cold: after evicting L2, the eviction's own time
+// taken off).
+static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t st)
+{
+	if (!cold)
+		return graph_us(score, select, false, a, st);
+	return graph_us(score, select, true, a, st) - graph_us(false, false, true, a, st) +
+	       graph_us(false, false, false, a, st);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check]\n");
+		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]\n");
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
@@ -132,6 +167,8 @@ int main(int argc, char **argv)
 			policy = !strcmp(argv[++i], "quest") ? GSA_POLICY_QUEST : GSA_POLICY_MEAN;
 		else if (!strcmp(argv[i], "--check"))
 			check = true;
+		else if (!strcmp(argv[i], "--cold"))
+			cold = true;
 	}
 	CK(cudaFree(0));
 	FILE *f = fopen(argv[1], "rb");
@@ -151,6 +188,12 @@ int main(int argc, char **argv)
 		f_fused = NULL;
 	cudaStream_t st;
 	CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+	if (cold) {
+		CK(cudaMalloc(&evict_buf, evict_n * sizeof(float4)));
+		CK(cudaMemset(evict_buf, 0, evict_n * sizeof(float4)));
+		printf("# cold: each launch after a read of %zu MB (L2 evicted); its time taken off\n",
+		       (evict_n * sizeof(float4)) >> 20);
+	}
 
 	const int Hq = 32, Hkv = 8, D = 128, BS = 16, row = Hkv * D;
 	const int cfg[][2] = {{8, 32768}, {8, 131072}, {32, 32768}, {32, 131072}, {64, 32768}, {64, 131072}, {1, 32768}, {8, 8192}};
