@@ -21,6 +21,9 @@
 // +-448): scores only rank blocks, and at 16-token blocks the scoring kernel's time is
 // mostly reading representations (bf16 means were 1/32 of the KV cache), so half the bytes
 // is most of its time; attention-mass recall on the GPU suite's inputs did not change.
+// Its scores are tensor-core products (mma m16n8k16, fp16 in, fp32 sums) of those means
+// with the group-mean query scaled by a power of two and rounded to fp16 (score_chunk.cuh):
+// a quarter of the instructions of an FMA loop, the same ranking up to rounding.
 // Quest keeps its bounds in the KV element type (exact: a min or max of keys is a key).
 //
 // Sequences that stay dense (too short, query length != 1, budget >= blocks) get an exact
@@ -57,13 +60,18 @@ gsa_score_select(const gsa_select_args a)
 	__shared__ select_shared sh;
 	__shared__ bool last;
 	const int s = blockIdx.y;
-	const gsa_budget p = plan_sequence(a, s);
+	GSA_STAMP(0);
+	const seq_shape shape = load_shape(a, s);
+	chunk_pre pre;
+	load_chunk_pre(a, s, shape, pre); /* in flight with the length */
+	const gsa_budget p = plan_shape(a, shape);
+	GSA_STAMP(1);
 	const int parts = participants(a, p);
 	if ((int)blockIdx.x >= parts)
 		return;
 	if (a.stats_dev && blockIdx.x == 0 && threadIdx.x == 0)
 		stats_started(a);
-	score_chunk(a, s, p, qbar);
+	score_chunk(a, s, shape, p, qbar, pre);
 	if (parts == 1) {
 		__syncthreads(); /* the CTA's own scores, written by all its warps */
 	} else {
@@ -73,6 +81,7 @@ gsa_score_select(const gsa_select_args a)
 		if (threadIdx.x == 0)
 			last = atomicAdd(&a.arrivals[s], 1u) == (unsigned)parts - 1;
 		__syncthreads();
+		GSA_STAMP(5);
 		if (!last)
 			return;
 		__threadfence();
@@ -80,6 +89,7 @@ gsa_score_select(const gsa_select_args a)
 			a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
 	}
 	select_sequence(a, s, p, sh);
+	GSA_STAMP(9);
 }
 
 #ifdef GSA_SPLIT_KERNELS
@@ -88,7 +98,10 @@ gsa_score(const gsa_select_args a)
 {
 	extern __shared__ float qbar[];
 	const int s = blockIdx.y;
-	score_chunk(a, s, plan_sequence(a, s), qbar);
+	const seq_shape shape = load_shape(a, s);
+	chunk_pre pre;
+	load_chunk_pre(a, s, shape, pre);
+	score_chunk(a, s, shape, plan_shape(a, shape), qbar, pre);
 }
 
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)

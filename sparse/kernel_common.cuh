@@ -9,11 +9,30 @@
 
 namespace {
 
+// A sequence's length, query start and query length, loaded apart from their use so that
+// a caller can issue other independent loads before it waits for them.
+struct seq_shape {
+	int32_t len, start, qlen;
+};
+
+__device__ __forceinline__ seq_shape load_shape(const gsa_select_args &a, int s)
+{
+	seq_shape r;
+	r.len = a.seq_lens[s];
+	r.start = a.query_start ? a.query_start[s] : s;
+	r.qlen = a.query_start ? a.query_start[s + 1] - r.start : 1;
+	return r;
+}
+
+__device__ __forceinline__ gsa_budget plan_shape(const gsa_select_args &a, const seq_shape &sh)
+{
+	return gsa_plan(sh.len, sh.qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,
+			a.min_blocks, a.max_blocks, a.min_tokens, a.bt_stride);
+}
+
 __device__ gsa_budget plan_sequence(const gsa_select_args &a, int s)
 {
-	int qlen = a.query_start ? a.query_start[s + 1] - a.query_start[s] : 1;
-	return gsa_plan(a.seq_lens[s], qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,
-			a.min_blocks, a.max_blocks, a.min_tokens, a.bt_stride);
+	return plan_shape(a, load_shape(a, s));
 }
 
 // The GPU's nanosecond clock (the same for every SM), for the selection's duration.
@@ -25,5 +44,34 @@ __device__ __forceinline__ unsigned long long gpu_clock_ns()
 }
 
 }  // namespace
+
+// Instrumented builds only (-DGSA_STAMPS, tests/bench/select_split.cu --stamps): thread 0
+// of each CTA records the GPU clock at numbered points of the fused kernel: 0 entry, 1
+// length known, 2 fingerprint arrived, 3 scores computed, 4 group-mean query ready, 5
+// arrival counted; in the selecting CTA 6 search started, 7 threshold found, 8 first
+// kept entries stored, 9 end.
+#ifdef GSA_STAMPS
+#define GSA_STAMP_POINTS 10
+__device__ unsigned long long gsa_stamps[64 * 256 * GSA_STAMP_POINTS];
+#define GSA_STAMP(i)                                                                           \
+	do {                                                                                   \
+		if (threadIdx.x == 0 && blockIdx.y < 64 && blockIdx.x < 256)                        \
+			gsa_stamps[((size_t)blockIdx.y * 256 + blockIdx.x) * GSA_STAMP_POINTS + (i)] = \
+				gpu_clock_ns();                                                \
+	} while (0)
+/* The same once x (a 64-bit value) has arrived. */
+#define GSA_STAMP_AFTER(i, x)                          \
+	do {                                           \
+		asm volatile("" ::"l"((uint64_t)(x))); \
+		GSA_STAMP(i);                          \
+	} while (0)
+#else
+#define GSA_STAMP(i) \
+	do {         \
+	} while (0)
+#define GSA_STAMP_AFTER(i, x) \
+	do {                  \
+	} while (0)
+#endif
 
 #endif

@@ -130,10 +130,12 @@ __device__ __forceinline__ void warp_totals(const float *acc, float *score)
 }
 
 // Scores GSA_WARP_BLOCKS blocks at once (a warp), their loads in flight together; a block
-// with phys < 0 scores nothing. Every lane gets every score. Policy mean: fp8 rows, sixteen
-// channels per lane per step (a row whose length is 8 mod 16 ends with an 8-byte step).
-__device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, const float *qbar,
-				 int lane, float *score)
+// with phys < 0 scores nothing. Every lane gets every score. Policy mean on rows that
+// score_blocks_mma does not take: fp8 rows against the scaled fp16 query (qh, unscaled by
+// inv at the end), sixteen channels per lane per step (a row whose length is 8 mod 16
+// ends with an 8-byte step).
+__device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, const __half *qh,
+				 float inv, int lane, float *score)
 {
 	const int row = a.num_kv_heads * a.head_size;
 	const int64_t stride = repr_stride(a);
@@ -160,7 +162,7 @@ __device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, 
 		float qv[16];
 #pragma unroll
 		for (int k = 0; k < 16; k++)
-			qv[k] = (full || k < 8) ? qbar[c + k] : 0.f;
+			qv[k] = (full || k < 8) ? __half2float(qh[c + k]) : 0.f;
 #pragma unroll
 		for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
 			const __nv_fp8x2_storage_t *e = (const __nv_fp8x2_storage_t *)&v[i];
@@ -174,6 +176,74 @@ __device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, 
 		}
 	}
 	warp_totals(acc, score);
+#pragma unroll
+	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
+		score[i] *= inv;
+}
+
+// mma.sync m16n8k16, fp16 inputs, fp32 accumulators (sm_80 and later).
+__device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+					uint32_t a3, uint32_t b0, uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+		     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t fp8x2_to_f16x2(__nv_fp8x2_storage_t v)
+{
+	__half2_raw h = __nv_cvt_fp8x2_to_halfraw2(v, __NV_E4M3);
+	return (uint32_t)h.x | (uint32_t)h.y << 16; /* first fp8 (lower address) in the low half */
+}
+
+// Policy mean with tensor cores, for rows a multiple of 128 channels: the warp's eight
+// blocks as the sixteen rows of an m16n8k16 A operand, row g the first half of block g's
+// channels and row g + 8 its second half; the B operand's column 0 holds the first half of
+// the scaled fp16 query, column 1 its second half (the other columns are ignored), so
+// block g's score is C[g][0] + C[g + 8][1]. Lane (g = lane / 4, t = lane % 4) loads sixteen
+// channels of block g at [t * 16, t * 16 + 16) of every 64-channel slab of each half; the
+// dot product does not depend on which k index a channel takes, so in the slab's four mma
+// steps k = 2t, 2t + 1 take the lane's channels 4i, 4i + 1 and k = 2t + 8, 2t + 9 the
+// channels 4i + 2, 4i + 3, in A and B alike. Against the FMA loop this is a quarter of
+// the instructions (one conversion per two channels, one mma per 256 channel-products):
+// at decode batch sizes the scoring CTAs are bound by instruction issue once their loads
+// have arrived. Returns block (lane / 4)'s score, unscaled, in lanes with lane % 4 == 0.
+__device__ float score_blocks_mma(const gsa_select_args &a, int64_t phys, const __half *qh,
+				  float inv, int lane)
+{
+	static_assert(GSA_WARP_BLOCKS == 8, "one mma row pair per block");
+	const int half = a.num_kv_heads * a.head_size / 2; /* a multiple of 64 */
+	const int g = lane / 4, t = lane % 4;
+	const uint8_t *r = (const uint8_t *)a.repr + (phys < 0 ? 0 : phys) * repr_stride(a) + t * 16;
+	const __half *q = qh + (g & 1) * half + t * 16;
+	float c[4] = {0.f, 0.f, 0.f, 0.f};
+	for (int base = 0; base < half; base += 4 * 64) {
+		uint4 v0[4], v1[4]; /* four slabs of both halves in flight together */
+#pragma unroll
+		for (int u = 0; u < 4; u++) {
+			const int o = base + u * 64;
+			const bool ok = phys >= 0 && o < half;
+			v0[u] = ok ? *(const uint4 *)(r + o) : make_uint4(0, 0, 0, 0);
+			v1[u] = ok ? *(const uint4 *)(r + half + o) : make_uint4(0, 0, 0, 0);
+		}
+#pragma unroll
+		for (int u = 0; u < 4; u++) {
+			const int o = base + u * 64;
+			if (o >= half) /* the same for the whole warp */
+				break;
+			const uint4 qa = *(const uint4 *)(q + o), qb = *(const uint4 *)(q + o + 8);
+			const uint32_t b[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+			const __nv_fp8x2_storage_t *e0 = (const __nv_fp8x2_storage_t *)&v0[u];
+			const __nv_fp8x2_storage_t *e1 = (const __nv_fp8x2_storage_t *)&v1[u];
+#pragma unroll
+			for (int i = 0; i < 4; i++)
+				mma_f16(c, fp8x2_to_f16x2(e0[2 * i]), fp8x2_to_f16x2(e1[2 * i]),
+					fp8x2_to_f16x2(e0[2 * i + 1]), fp8x2_to_f16x2(e1[2 * i + 1]), b[2 * i],
+					b[2 * i + 1]);
+		}
+	}
+	return (c[0] + c[3]) * inv;
 }
 
 // The same for Quest's bounds in the KV element type, eight channels per lane per step.
@@ -212,65 +282,156 @@ __device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys
 }
 
 
+// The loads a scoring CTA starts before it knows its sequence's length (which only decides
+// whether a block is used), so that they overlap instead of following each other: each
+// lane < GSA_WARP_BLOCKS of warp w takes logical block first + w * GSA_WARP_BLOCKS + lane
+// of the chunk, loads its table entry and, once that arrives, the block's fingerprint
+// words and stored fingerprint, and asks L2 for its representation row (read once the
+// fingerprint has matched: otherwise a third round trip to memory after the table entry
+// and the fingerprint); each thread also loads its first eight channels of the query for
+// up to four group members. Blocks that turn out unused (sinks, the local window, past
+// the length) only cost loads of valid memory.
+struct chunk_pre {
+	int64_t phys; /* this lane's block: the entry when 0 <= it < num_phys_blocks, else -1 */
+	fp_words words;
+	uint64_t stored;
+	uint4 q[4]; /* query channels [threadIdx.x * 8, + 8) of members 0..3 (group <= 4) */
+};
+
+__device__ __forceinline__ bool query_preloaded(const gsa_select_args &a)
+{
+	return a.num_q_heads / a.num_kv_heads <= 4;
+}
+
+__device__ __forceinline__ const uint16_t *query_of(const gsa_select_args &a, int32_t token)
+{
+	return (const uint16_t *)a.query + (int64_t)token * a.q_stride_token;
+}
+
+__device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, const seq_shape &shape,
+					       chunk_pre &c)
+{
+	const int lane = threadIdx.x % 32;
+	const int b = blockIdx.x * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
+	c.phys = -1;
+	c.stored = 0;
+	c.words = {};
+	int64_t ph = -1;
+	if (lane < GSA_WARP_BLOCKS && b < a.bt_stride)
+		ph = __ldg(a.block_table + (int64_t)s * a.bt_stride + b);
+	// Query loads next (their address needs only the query start), then the block's.
+	const int row = a.num_kv_heads * a.head_size, c0 = threadIdx.x * 8;
+	if (query_preloaded(a) && c0 < row) {
+		const int group = a.num_q_heads / a.num_kv_heads;
+		const uint16_t *q = query_of(a, shape.start) + (c0 / a.head_size) * a.q_stride_kvhead +
+				    c0 % a.head_size;
+#pragma unroll
+		for (int j = 0; j < 4; j++)
+			c.q[j] = j < group ? *(const uint4 *)(q + j * a.q_stride_member) : make_uint4(0, 0, 0, 0);
+	}
+	if (ph >= 0 && ph < a.num_phys_blocks) {
+		c.phys = ph;
+		c.words = load_fingerprint(a, ph);
+		c.stored = a.fingerprints[ph];
+	}
+#ifndef GSA_NO_REPR_PREFETCH
+	// Lane L asks for lines L / 8, L / 8 + 4, ... of block L % 8's row.
+	const int64_t row_ph = __shfl_sync(0xffffffffu, ph, lane % GSA_WARP_BLOCKS);
+	if (row_ph >= 0 && row_ph < a.num_phys_blocks) {
+		const int64_t stride = repr_stride(a);
+		const uint8_t *r = (const uint8_t *)a.repr + row_ph * stride;
+		for (int64_t o = lane / GSA_WARP_BLOCKS * 128; o < stride; o += 4 * 128)
+			asm volatile("prefetch.global.L2 [%0];" ::"l"(r + o));
+	}
+#endif
+}
+
 // One CTA of GSA_SCORE_THREADS: the scores of sequence s's middle blocks in chunk
 // blockIdx.x (GSA_SCORE_CHUNK logical blocks), written to a.scores. qbar: shared memory
-// for the group-mean query ([num_kv_heads * head_size] floats). Every thread of the CTA
+// for the group-mean query, GSA_SCORE_SMEM(num_kv_heads * head_size) bytes (its floats,
+// then its scaled fp16 copy); pre: this thread's load_chunk_pre. Every thread of the CTA
 // calls it (it synchronises the CTA when the chunk has blocks to score).
-__device__ void score_chunk(const gsa_select_args &a, int s, const gsa_budget &p, float *qbar)
+__device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &shape, const gsa_budget &p,
+			    float *qbar, const chunk_pre &pre)
 {
 	const int first = blockIdx.x * GSA_SCORE_CHUNK;
 	const int mid_end = p.n - a.local_blocks;
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
 		return;
 
-	// First this lane's block (one lane per block of the warp's GSA_WARP_BLOCKS consecutive
-	// ones): its table entry, then its fingerprint loads. They are issued before the
-	// group-mean query is computed and consumed after it, so that the two chains of
-	// dependent loads overlap instead of adding up.
+	// This lane's block, if it is a middle one (its loads are in flight: load_chunk_pre).
 	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
 	const int b0 = first + warp * GSA_WARP_BLOCKS;
 	int64_t my_phys = -1;
-	fp_words words = {};
-	uint64_t stored = 0;
-	if (lane < GSA_WARP_BLOCKS) {
-		int b = b0 + lane;
-		if (b >= a.sink_blocks && b < mid_end) {
-			int64_t ph = table[b];
-			if (ph >= 0 && ph < a.num_phys_blocks) {
-				my_phys = ph;
-				words = load_fingerprint(a, ph);
-				stored = a.fingerprints[ph];
-			}
-		}
-	}
+	if (lane < GSA_WARP_BLOCKS && b0 + lane >= a.sink_blocks && b0 + lane < mid_end)
+		my_phys = pre.phys;
+	const fp_words &words = pre.words;
+	const uint64_t stored = pre.stored;
 
 	// GQA-group mean query of this sequence's single query token: each thread takes eight
 	// channels of one KV head and loads them for every member of the group at once.
+	// Policy mean scores with it rounded to fp16 after scaling by a power of two 2^k that
+	// brings its largest magnitude into [2^14, 2^15) (no fp16 overflow, full precision for
+	// the channels that matter); the scores are unscaled exactly, so they are the dot
+	// products of fp16(qbar * 2^k) / 2^k with the fp8 means (select_ref.c computes the same).
 	const int row = a.num_kv_heads * a.head_size;
+	__half *qh = (__half *)(qbar + row);
+	__shared__ uint32_t warp_max[GSA_SCORE_THREADS / 32];
+	uint32_t my_max = 0; /* |x| as bits: ordered like the floats, NaN above infinity */
 	const int group = a.num_q_heads / a.num_kv_heads;
-	const int token = a.query_start ? a.query_start[s] : s;
-	const uint16_t *q = (const uint16_t *)a.query + (int64_t)token * a.q_stride_token;
+	const uint16_t *q = query_of(a, shape.start);
 	for (int c = threadIdx.x * 8; c < row; c += blockDim.x * 8) {
 		int h = c / a.head_size, d = c % a.head_size;
 		float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-		// Unrolled so that the group's loads are in flight together.
+		if (c == (int)threadIdx.x * 8 && query_preloaded(a)) {
+#pragma unroll
+			for (int j = 0; j < 4; j++) {
+				const uint16_t *e = (const uint16_t *)&pre.q[j];
+				for (int i = 0; i < 8; i++)
+					sum[i] += j < group ? to_f32(e[i], a.dtype) : 0.f;
+			}
+		} else {
+			// Unrolled so that the group's loads are in flight together.
 #pragma unroll 8
-		for (int j = 0; j < group; j++) {
-			uint4 v = *(const uint4 *)(q + h * a.q_stride_kvhead + j * a.q_stride_member + d);
-			const uint16_t *e = (const uint16_t *)&v;
-			for (int i = 0; i < 8; i++)
-				sum[i] += to_f32(e[i], a.dtype);
+			for (int j = 0; j < group; j++) {
+				uint4 v = *(const uint4 *)(q + h * a.q_stride_kvhead + j * a.q_stride_member + d);
+				const uint16_t *e = (const uint16_t *)&v;
+				for (int i = 0; i < 8; i++)
+					sum[i] += to_f32(e[i], a.dtype);
+			}
 		}
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < 8; i++) {
 			qbar[c + i] = sum[i] / (float)group;
+			my_max = max(my_max, __float_as_uint(qbar[c + i]) & 0x7fffffffu);
+		}
+	}
+	const bool mean = a.policy != GSA_POLICY_QUEST;
+	if (mean) {
+		my_max = __reduce_max_sync(0xffffffffu, my_max);
+		if (lane == 0)
+			warp_max[warp] = my_max;
 	}
 	__syncthreads();
+	float inv = 1.f;
+	if (mean) {
+		uint32_t m = 0;
+		for (int w = 0; w < (int)blockDim.x / 32; w++)
+			m = max(m, warp_max[w]);
+		const int k = min(126, max(-126, 141 - (int)(m >> 23)));
+		const float scale = __uint_as_float((uint32_t)(127 + k) << 23);
+		inv = __uint_as_float((uint32_t)(127 - k) << 23);
+		for (int c = threadIdx.x * 8; c < row; c += blockDim.x * 8) /* this thread's own */
+			for (int i = 0; i < 8; i++)
+				qh[c + i] = __float2half_rn(qbar[c + i] * scale);
+		__syncthreads();
+	}
+	GSA_STAMP(4);
 
 	// Once every representation of the warp's blocks is current, all their rows are loaded
 	// together.
 	const uint64_t my_fp = my_phys >= 0 ? hash_fingerprint(words) : 0;
 	const bool stale = my_phys >= 0 && stored != my_fp;
+	GSA_STAMP_AFTER(2, my_fp ^ stored);
 	int64_t phys[GSA_WARP_BLOCKS];
 #pragma unroll
 	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
@@ -288,18 +449,26 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const gsa_budget &p
 			a.fingerprints[phys[i]] = fp;
 		__syncwarp();
 	}
-	float score[GSA_WARP_BLOCKS];
-	if (a.policy == GSA_POLICY_QUEST)
-		score_blocks_quest(a, phys, qbar, lane, score);
-	else
-		score_blocks_fp8(a, phys, qbar, lane, score);
-	if (lane < GSA_WARP_BLOCKS) {
-		int b = b0 + lane;
-		float mine = score[0];
+	float mine;
+	if (mean && row % 128 == 0) {
+		const int64_t mine_phys = __shfl_sync(0xffffffffu, my_phys, lane / 4);
+		const float sc = score_blocks_mma(a, mine_phys, qh, inv, lane);
+		GSA_STAMP_AFTER(3, (uint64_t)__float_as_uint(sc));
+		mine = __shfl_sync(0xffffffffu, sc, lane % GSA_WARP_BLOCKS * 4);
+	} else {
+		float score[GSA_WARP_BLOCKS];
+		if (mean)
+			score_blocks_fp8(a, phys, qh, inv, lane, score);
+		else
+			score_blocks_quest(a, phys, qbar, lane, score);
+		mine = score[0];
 #pragma unroll
 		for (int i = 1; i < GSA_WARP_BLOCKS; i++)
 			if (lane == i)
 				mine = score[i];
+	}
+	if (lane < GSA_WARP_BLOCKS) {
+		int b = b0 + lane;
 		if (b >= a.sink_blocks && b < mid_end)
 			a.scores[(int64_t)s * a.bt_stride + b] = my_phys >= 0 ? mine : -3.0e38f;
 	}

@@ -175,7 +175,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		}
 	}
 	unsigned chunks = (unsigned)((a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
-	unsigned smem = (unsigned)(a->num_kv_heads * a->head_size * sizeof(float));
+	unsigned smem = (unsigned)GSA_SCORE_SMEM(a->num_kv_heads * a->head_size);
 	if (launch_aux(l, kv->mod->score_select, chunks, (unsigned)a->num_seqs, GSA_SCORE_THREADS,
 		       smem, &args) != CUDA_SUCCESS)
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH, cap);

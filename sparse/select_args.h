@@ -60,6 +60,9 @@ struct gsa_select_args {
 #define GSA_WARP_BLOCKS 8
 #define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
 #define GSA_SCORE_THREADS 256
+/* Dynamic shared memory of a scoring CTA for rows of `row` channels: the group-mean query
+ * in float, then scaled to fp16 (score_chunk.cuh). */
+#define GSA_SCORE_SMEM(row) ((row) * 6)
 /* The selection runs in the last scoring CTA of each sequence to finish, so with as many
  * threads; up to 32 candidates per thread stay in registers (8K blocks, 128K tokens at
  * 16-token blocks), longer rows re-read their scores from L2 (cta_topk.cuh). */

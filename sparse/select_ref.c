@@ -50,7 +50,29 @@ static float round_e4m3(float f)
 	return copysignf(rintf(a / step) * step, f); /* a / step is exact: a power of two */
 }
 
-static float score_block(const struct gsa_select_args *a, int64_t phys, const float *qbar)
+/* Policy mean scores with the group-mean query scaled by 2^k, k such that its largest
+ * magnitude lies in [2^14, 2^15) (k from that magnitude's biased float exponent e:
+ * 141 - e, within [-126, 126]), rounded to fp16, and the sum scaled back by 2^-k.
+ * Writes the rounded scaled query to qh and returns 2^-k. */
+static float scaled_fp16_query(const float *qbar, int row, float *qh)
+{
+	uint32_t m = 0;
+	for (int c = 0; c < row; c++) {
+		uint32_t b;
+		memcpy(&b, &qbar[c], 4);
+		b &= 0x7fffffffu;
+		m = b > m ? b : m;
+	}
+	int k = 141 - (int)(m >> 23);
+	k = k < -126 ? -126 : k > 126 ? 126 : k;
+	const float scale = ldexpf(1.f, k);
+	for (int c = 0; c < row; c++)
+		qh[c] = (float)(_Float16)(qbar[c] * scale);
+	return ldexpf(1.f, -k);
+}
+
+/* qbar: the group-mean query (quest), or its scaled fp16 rounding (mean; inv = 2^-k). */
+static float score_block(const struct gsa_select_args *a, int64_t phys, const float *qbar, float inv)
 {
 	const int row = a->num_kv_heads * a->head_size;
 	const uint16_t *k = (const uint16_t *)a->key_cache + phys * a->k_stride_block;
@@ -71,7 +93,7 @@ static float score_block(const struct gsa_select_args *a, int64_t phys, const fl
 			score += qbar[c] * round_e4m3(sum * (1.f / (float)a->block_size));
 		}
 	}
-	return score;
+	return score * inv;
 }
 
 struct cand {
@@ -121,10 +143,13 @@ int gsa_select_ref(const struct gsa_select_args *a)
 				sum += to_f32(q[h * a->q_stride_kvhead + j * a->q_stride_member + d], a->dtype);
 			qbar[i] = sum / (float)group;
 		}
+		float inv = 1.f;
+		if (a->policy != GSA_POLICY_QUEST)
+			inv = scaled_fp16_query(qbar, row, qbar);
 		const int lo = a->sink_blocks, hi = p.n - a->local_blocks;
 		int m = 0;
 		for (int b = lo; b < hi; b++)
-			c[m++] = (struct cand){score_block(a, table[b], qbar), b};
+			c[m++] = (struct cand){score_block(a, table[b], qbar, inv), b};
 		qsort(c, (size_t)m, sizeof *c, by_score_then_index);
 		memset(keep, 0, (size_t)p.n);
 		for (int b = 0; b < p.n; b++)

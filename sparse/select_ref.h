@@ -1,6 +1,8 @@
 /* A plain C reference of the selection the GPU kernels perform (gsa_kernels.cu), on host
  * memory: same budget (budget.h), same representations (mean of each block's keys rounded to
- * fp8 e4m3, or their min/max in the KV element type), same scores, same tie rule (the lower block index wins).
+ * fp8 e4m3, or their min/max in the KV element type), same scores (policy mean: against the
+ * group-mean query scaled by a power of two and rounded to fp16), same tie rule (the lower
+ * block index wins). Sums run in another order than on the GPU, so near-ties can differ.
  * Used by the CPU tests, and by the GPU suite through build/libgsa_select_ref.so. */
 #ifndef GSA_SELECT_REF_H
 #define GSA_SELECT_REF_H

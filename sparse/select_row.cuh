@@ -93,9 +93,11 @@ __device__ __forceinline__ void mark_kept(select_shared &sh, uint32_t *bitmap, i
 // The middle candidates [lo, lo + m) of a sparse row: the best `want` of them written to
 // shadow[lo ...] in their original order. K: candidates per thread held in registers
 // (0: re-read from the scores on every step, for rows longer than 32 per thread).
-template <int K>
+// sides(): called once the loads of the search are issued (the caller's stores of the
+// sink and window entries, whose loads it issued before, then wait alongside them).
+template <int K, typename Sides>
 __device__ void select_middle(select_shared &sh, const float *scores, const int32_t *table,
-			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want)
+			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want, Sides sides)
 {
 	const int per = (m + (int)blockDim.x - 1) / (int)blockDim.x;
 	const int first = (int)threadIdx.x * per;
@@ -111,12 +113,16 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 #pragma unroll
 	for (int j = 0; j < E; j++)
 		entry[j] = j < count ? table[lo + first + j] : 0;
+	sides();
 	if (want <= 0)
 		return;
 	int parity = 0;
+	GSA_STAMP(6);
 	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want);
+	GSA_STAMP(7);
 	constexpr int G = gsa_topk::run_keys<K>::GROUP;
 	gsa_topk::emit(sh.topk, r, thr, want, [&](int j0, uint32_t mask, int rank) {
+		GSA_STAMP(8);
 		// The group's kept entries: all loaded before the first store.
 		int32_t e[G];
 #pragma unroll
@@ -170,33 +176,37 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 			sh.bits[w] = 0;
 		__syncthreads();
 	}
-	// First the sinks, the local window around the middle blocks' places and the length:
-	// their loads and stores then overlap the search.
-	for (int b = tid; b < lo; b += T) {
-		shadow[b] = __ldg(table + b);
-		mark_kept(sh, bitmap, b);
-	}
-	for (int b = hi + tid; b < p.n; b += T) {
-		shadow[lo + want + (b - hi)] = __ldg(table + b);
-		mark_kept(sh, bitmap, b);
-	}
-	if (tid == 0)
-		a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
+	// The sinks and the local window ("sides", kept whatever the scores) and the length:
+	// this thread's first side entry is loaded now and stored once the search's loads are
+	// issued, so that the two round trips overlap instead of adding up (further side
+	// entries, when there are more than threads, are copied then too).
+	const int sides_n = lo + (p.n - hi);
+	const int my_side = tid < lo ? tid : hi + (tid - lo); /* block of side entry tid */
+	const int32_t side = tid < sides_n ? __ldg(table + my_side) : 0;
+	auto sides = [&]() {
+		for (int i = tid; i < sides_n; i += T) {
+			const int b = i < lo ? i : hi + (i - lo);
+			shadow[b < lo ? b : lo + want + (b - hi)] = i == tid ? side : __ldg(table + b);
+			mark_kept(sh, bitmap, b);
+		}
+		if (tid == 0)
+			a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
+	};
 	const int per = (m + T - 1) / T;
 	if (per <= 1)
-		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 2)
-		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 4)
-		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 8)
-		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 16)
-		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 32)
-		select_middle<32>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<32>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else
-		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want);
+		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 
 	if (bitmap) {
 		__syncthreads();

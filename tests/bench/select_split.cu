@@ -4,6 +4,7 @@
 // (sparse/select_ref.c) on the first configuration.
 //
 //   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]
+//                [--stamps]
 //
 // --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
 // made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
@@ -16,6 +17,11 @@
 // representations from L2: every launch in the graph follows a kernel that reads a
 // 160 MB buffer (three times the L2), and the times printed are those of the graph with
 // both minus that of a graph of the reads alone.
+//
+// --stamps: where the fused kernel's time goes, from a fatbin instrumented with clock
+// stamps (sparse/kernel_common.cuh, GSA_STAMPS), built with
+//   nvcc -std=c++17 -O3 -I. -fatbin -DGSA_STAMPS -DGSA_SPLIT_KERNELS \
+//        -gencode arch=compute_90,code=sm_90 sparse/gsa_kernels.cu -o build/stamps.fatbin
 #include <cuda.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -69,7 +75,7 @@ static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
 	void *params[] = {&a};
 	unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
-	unsigned smem = (unsigned)(a.num_kv_heads * a.head_size * 4);
+	unsigned smem = (unsigned)GSA_SCORE_SMEM(a.num_kv_heads * a.head_size);
 	if (score && select && f_fused) {
 		CD(cuLaunchKernel(f_fused, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
 		return;
@@ -96,9 +102,48 @@ __global__ void evict_l2(const float4 *p, size_t n, float *sink)
 		*sink = acc;
 }
 
-static bool cold;
 static float4 *evict_buf;
 static const size_t evict_n = (160u << 20) / sizeof(float4);
+static bool cold, stamps;
+static CUmodule mod;
+
+// --stamps (a fatbin built with -DGSA_STAMPS): one cold launch of the fused kernel, then
+// for each numbered point the spread over CTAs of when thread 0 reached it, in
+// microseconds from the earliest CTA start.
+static void print_stamps(gsa_select_args &a, cudaStream_t st)
+{
+	CUdeviceptr d;
+	size_t bytes;
+	if (cuModuleGetGlobal(&d, &bytes, mod, "gsa_stamps") != CUDA_SUCCESS) {
+		printf("stamps: the fatbin has no gsa_stamps (build it with -DGSA_STAMPS)\n");
+		return;
+	}
+	const int P = 10;
+	std::vector<unsigned long long> h(bytes / 8);
+	for (int rep = 0; rep < 3; rep++) {
+		CD(cuMemsetD8(d, 0, bytes));
+		evict_l2<<<132 * 4, 512, 0, st>>>(evict_buf, evict_n, (float *)evict_buf);
+		launch(true, true, a, st);
+		CK(cudaStreamSynchronize(st));
+		CD(cuMemcpyDtoH(h.data(), d, bytes));
+		unsigned long long t0 = ~0ull;
+		for (size_t i = 0; i < h.size(); i += P)
+			if (h[i] && h[i] < t0)
+				t0 = h[i];
+		printf("stamps (rep %d):", rep);
+		for (int p = 0; p < P; p++) {
+			std::vector<double> v;
+			for (size_t i = p; i < h.size(); i += P)
+				if (h[i])
+					v.push_back((h[i] - t0) / 1000.0);
+			if (v.empty())
+				continue;
+			std::sort(v.begin(), v.end());
+			printf("  p%d n=%zu %.1f/%.1f/%.1f", p, v.size(), v[0], v[v.size() / 2], v.back());
+		}
+		printf("\n");
+	}
+}
 
 // Microseconds per launch: the median of 7 replays of a CUDA graph of 50 launches (graph
 // replay is how vLLM runs decode; eager back-to-back launches would time the host).
@@ -153,7 +198,7 @@ static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]\n");
+		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold] [--stamps]\n");
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
@@ -169,6 +214,8 @@ int main(int argc, char **argv)
 			check = true;
 		else if (!strcmp(argv[i], "--cold"))
 			cold = true;
+		else if (!strcmp(argv[i], "--stamps"))
+			stamps = true;
 	}
 	CK(cudaFree(0));
 	FILE *f = fopen(argv[1], "rb");
@@ -180,7 +227,6 @@ int main(int argc, char **argv)
 	size_t n = fread(img.data(), 1, img.size(), f);
 	fclose(f);
 	img.resize(n);
-	CUmodule mod;
 	CD(cuModuleLoadData(&mod, img.data()));
 	CD(cuModuleGetFunction(&f_score, mod, "gsa_score"));
 	CD(cuModuleGetFunction(&f_select, mod, "gsa_select"));
@@ -188,7 +234,7 @@ int main(int argc, char **argv)
 		f_fused = NULL;
 	cudaStream_t st;
 	CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-	if (cold) {
+	if (cold || stamps) {
 		CK(cudaMalloc(&evict_buf, evict_n * sizeof(float4)));
 		CK(cudaMemset(evict_buf, 0, evict_n * sizeof(float4)));
 		printf("# cold: each launch after a read of %zu MB (L2 evicted); its time taken off\n",
@@ -245,6 +291,10 @@ int main(int argc, char **argv)
 		a.arrivals = arrivals;
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
+		if (stamps) {
+			printf("batch %2d ctx %6d: ", batch, ctx);
+			print_stamps(a, st);
+		}
 		double t_score = time_us(true, false, a, st);
 		double t_select = time_us(false, true, a, st);
 		double t_both = time_us(true, true, a, st);

@@ -148,17 +148,32 @@ static void selection(int policy)
 			      "dense row %d copied", s);
 			continue;
 		}
-		/* Independent scores in double, from the same rounded representations. */
+		/* Independent scores in double, from the same rounded representations. Policy
+		 * mean: the group-mean query rounded to fp16 after scaling its largest magnitude
+		 * into [2^14, 2^15) by a power of two, and scaled back. */
 		int qtok = qstart[s];
+		double qm[HKV][D], qmax = 0;
+		for (int h = 0; h < HKV; h++)
+			for (int d = 0; d < D; d++) {
+				double qb = 0;
+				for (int j = 0; j < HQ / HKV; j++)
+					qb += f32(q[qtok][h * (HQ / HKV) + j][d]);
+				qm[h][d] = (float)(qb / (HQ / HKV));
+				qmax = fmax(qmax, fabs(qm[h][d]));
+			}
+		if (policy != GSA_POLICY_QUEST) {
+			int e;
+			frexp(qmax, &e);
+			for (int h = 0; h < HKV; h++)
+				for (int d = 0; d < D; d++)
+					qm[h][d] = ldexp((double)(_Float16)ldexp(qm[h][d], 15 - e), e - 15);
+		}
 		double sc[STRIDE];
 		for (int b = 1; b < p.n - 2; b++) {
 			double tot = 0;
 			for (int h = 0; h < HKV; h++)
 				for (int d = 0; d < D; d++) {
-					double qb = 0, sum = 0, lo = 1e30, hi = -1e30;
-					for (int j = 0; j < HQ / HKV; j++)
-						qb += f32(q[qtok][h * (HQ / HKV) + j][d]);
-					qb /= HQ / HKV;
+					double qb = qm[h][d], sum = 0, lo = 1e30, hi = -1e30;
 					for (int t = 0; t < BS; t++) {
 						double v = f32(kv[table[s][b]][0][t][h][d]);
 						sum += v, lo = v < lo ? v : lo, hi = v > hi ? v : hi;

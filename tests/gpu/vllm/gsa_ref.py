@@ -12,7 +12,9 @@ Scores use the GQA-group mean query qbar_h (float32 mean of the query heads j wi
 j // (Hq/Hkv) == h):
   mean:  kmean[b,h] = float32 mean over the block's tokens of its keys, rounded to fp8 e4m3
          (nearest even, saturated to +-448: the library stores it so);
-         score(b) = sum_h dot(qbar_h, kmean[b,h])
+         score(b) = sum_h dot(qh_h, kmean[b,h]) / 2^k, where qh = fp16(qbar * 2^k) and 2^k
+         brings max|qbar| into [2^14, 2^15) (k = 15 - E for max|qbar| = f * 2^E,
+         0.5 <= f < 1, within [-126, 126]: the library scores with fp16 tensor-core products)
   quest: kmin/kmax per channel over the block's tokens (exact);
          score(b) = sum_h sum_d max(qbar_h[d]*kmin[b,h,d], qbar_h[d]*kmax[b,h,d])
 
@@ -171,7 +173,11 @@ class GsaRef:
         qbar = q_row.float().view(H, g, D).sum(1) / g  # [H, D]
         a, b = self.reprs(s, policy)
         if policy == "mean":
-            return (a * qbar[None]).sum(dim=(1, 2))
+            m = float(qbar.abs().max().item())
+            k = 15 - math.frexp(m)[1] if m > 0 and math.isfinite(m) else 126
+            k = max(-126, min(126, k))
+            qh = (qbar * 2.0 ** k).half().float()
+            return (a * qh[None]).sum(dim=(1, 2)) * 2.0 ** -k
         return torch.maximum(qbar[None] * a, qbar[None] * b).sum(dim=(1, 2))
 
     def select_seq(self, s, q_row, policy=None):
