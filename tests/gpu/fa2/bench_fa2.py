@@ -22,9 +22,13 @@ gsa:    the dense call (full table), for the preload library to rewrite.
 
 A timed call is one fa2_driver.decode(): what vLLM's varlen_fwd does on the GPU for a decode
 step (GQA query swap copy, split-KV kernel, combine kernel when num_splits > 1, output copy).
-Each repetition queues --iters calls behind a torch.cuda._sleep so that the host runs ahead
-and the GPU runs them back to back, between two torch.cuda events; the value is the median
-over --reps repetitions of (elapsed / iters), in microseconds.
+By default --iters calls are captured once into a CUDA graph (after --warmup eager calls,
+which is also when the library prepares its buffers), as vLLM runs decode, and each
+repetition replays it between two torch.cuda events; the value is the median over --reps
+repetitions of (elapsed / iters), in microseconds. The graph's last output is compared with
+an eager call's ("graph_equals_eager" in the row). --eager: instead each repetition queues
+--iters eager calls behind a torch.cuda._sleep so that the host runs ahead and the GPU runs
+them back to back.
 
 One JSON line per (block size, batch, context):
   {"kernel": "fa2-splitkv", "batch", "context", "block_size", "ratio", "dense_us",
@@ -85,6 +89,31 @@ def timer(torch, fn, iters, reps, warmup, sleep):
         end.synchronize()
         samples.append(start.elapsed_time(end) * 1000.0 / iters)
     return statistics.median(samples), samples
+
+
+def timer_graph(torch, fn, iters, reps, warmup):
+    """Median microseconds per call over replays of one CUDA graph of `iters` calls, and
+    whether the graph's last output equals an eager call's (same inputs, same kernels)."""
+    for _ in range(max(1, warmup)):
+        fn()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        outs = [fn() for _ in range(iters)]
+    g.replay()
+    torch.cuda.synchronize()
+    same = bool(torch.equal(outs[-1], fn()))
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    samples = []
+    for _ in range(reps):
+        start.record()
+        g.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) * 1000.0 / iters)
+    del g, outs
+    return statistics.median(samples), samples, same
 
 
 def oracle_blocks(nb, ratio, rng):
@@ -161,8 +190,19 @@ def cmd_run(a):
                     def dense():
                         return drv.decode(q, k_cache, v_cache, table, seq, max_seqlen_k=ctx)
 
+                    row["timing"] = "eager" if a.eager else "graph"
+
+                    def timed(fn, name):
+                        if a.eager:
+                            row[name], _s = timer(torch, fn, a.iters, a.reps, a.warmup, not a.no_sleep)
+                        else:
+                            row[name], _s, same = timer_graph(torch, fn, a.iters, a.reps, a.warmup)
+                            row["graph_equals_eager"] = row.get("graph_equals_eager", True) and same
+                            if not same:
+                                sys.stderr.write("bench_fa2: %s: graph output differs from eager\n" % name)
+
                     if a.gsa:
-                        row["gsa_us"], _s = timer(torch, dense, a.iters, a.reps, a.warmup, not a.no_sleep)
+                        timed(dense, "gsa_us")
                         row["gsa_env"] = {k: v for k, v in os.environ.items()
                                           if k.startswith("GSA_") or k == "LD_PRELOAD"}
                     else:
@@ -178,8 +218,8 @@ def cmd_run(a):
                         def oracle():
                             return drv.decode(q, k_cache, v_cache, o_table, o_seq, max_seqlen_k=o_len)
 
-                        row["dense_us"], _s = timer(torch, dense, a.iters, a.reps, a.warmup, not a.no_sleep)
-                        row["oracle_us"], _s = timer(torch, oracle, a.iters, a.reps, a.warmup, not a.no_sleep)
+                        timed(dense, "dense_us")
+                        timed(oracle, "oracle_us")
                     out_f.write(json.dumps(row, sort_keys=True) + "\n")
                     out_f.flush()
                     sys.stderr.write("bench_fa2: bs=%-3d batch=%-2d ctx=%-6d %s\n" % (
@@ -222,7 +262,9 @@ def cmd_merge(a):
             for f, v in r.items():
                 if f not in m:
                     m[f] = v
-                elif m[f] != v and f in ("gpu",):
+                elif f == "graph_equals_eager":
+                    m[f] = bool(m[f] and v)
+                elif m[f] != v and f in ("gpu", "timing"):
                     sys.stderr.write("bench_fa2: merge: %s differs for %s: %r vs %r\n" % (f, k, m[f], v))
                     m[f + "_2"] = v
                 elif m[f] != v and f.endswith("_us"):
@@ -259,7 +301,8 @@ def main(argv):
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-gib", type=float, default=0, help="cap on the KV cache size")
     r.add_argument("--reserve-gib", type=float, default=4, help="GPU memory left free")
-    r.add_argument("--no-sleep", action="store_true", help="no torch.cuda._sleep before each repetition")
+    r.add_argument("--eager", action="store_true", help="time eager calls instead of CUDA-graph replays")
+    r.add_argument("--no-sleep", action="store_true", help="--eager: no torch.cuda._sleep before each repetition")
     r.add_argument("--append", action="store_true")
     m = sub.add_parser("merge", help="merge JSONL files on (kernel, batch, context, block_size, ratio)")
     m.add_argument("files", nargs="+")
