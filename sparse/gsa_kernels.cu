@@ -63,12 +63,13 @@ gsa_score_select(const gsa_select_args a)
 	GSA_STAMP(0);
 	const seq_shape shape = load_shape(a, s);
 	chunk_pre pre;
-	load_chunk_pre(a, s, shape, pre); /* in flight with the length */
+	load_chunk_pre(a, s, shape, pre); /* in flight with the length; the rest once it scores */
 	const gsa_budget p = plan_shape(a, shape);
 	GSA_STAMP(1);
 	const int parts = participants(a, p);
 	if ((int)blockIdx.x >= parts)
 		return;
+	load_block_words(a, p, pre);
 	if (a.stats_dev && blockIdx.x == 0 && threadIdx.x == 0)
 		stats_started(a);
 	score_chunk(a, s, shape, p, qbar, pre);
@@ -101,7 +102,9 @@ gsa_score(const gsa_select_args a)
 	const seq_shape shape = load_shape(a, s);
 	chunk_pre pre;
 	load_chunk_pre(a, s, shape, pre);
-	score_chunk(a, s, shape, plan_shape(a, shape), qbar, pre);
+	const gsa_budget p = plan_shape(a, shape);
+	load_block_words(a, p, pre);
+	score_chunk(a, s, shape, p, qbar, pre);
 }
 
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)

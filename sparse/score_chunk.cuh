@@ -282,17 +282,16 @@ __device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys
 }
 
 
-// The loads a scoring CTA starts before it knows its sequence's length (which only decides
-// whether a block is used), so that they overlap instead of following each other: each
-// lane < GSA_WARP_BLOCKS of warp w takes logical block first + w * GSA_WARP_BLOCKS + lane
-// of the chunk, loads its table entry and, once that arrives, the block's fingerprint
-// words and stored fingerprint, and asks L2 for its representation row (read once the
-// fingerprint has matched: otherwise a third round trip to memory after the table entry
-// and the fingerprint); each thread also loads its first eight channels of the query for
-// up to four group members. Blocks that turn out unused (sinks, the local window, past
-// the length) only cost loads of valid memory.
+// The loads a scoring CTA starts before it knows its sequence's length, so that they
+// overlap the length's instead of following it: each lane < GSA_WARP_BLOCKS of warp w
+// loads the table entry of logical block first + w * GSA_WARP_BLOCKS + lane of the chunk,
+// and each thread its first eight channels of the query for up to four group members.
+// Only these: a CTA past the sequence's blocks (the grid spans the table's width, often a
+// model's maximum length) then leaves after one round trip, as it would after the length.
+// Once the CTA knows it scores, load_block_words issues the rest (load_chunk_pre's table
+// entries of blocks that turn out unused, sinks or window or past the length, are ignored).
 struct chunk_pre {
-	int64_t phys; /* this lane's block: the entry when 0 <= it < num_phys_blocks, else -1 */
+	int64_t phys; /* this lane's middle block: the entry when 0 <= it < num_phys_blocks, else -1 */
 	fp_words words;
 	uint64_t stored;
 	uint4 q[4]; /* query channels [threadIdx.x * 8, + 8) of members 0..3 (group <= 4) */
@@ -316,10 +315,8 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 	c.phys = -1;
 	c.stored = 0;
 	c.words = {};
-	int64_t ph = -1;
 	if (lane < GSA_WARP_BLOCKS && b < a.bt_stride)
-		ph = __ldg(a.block_table + (int64_t)s * a.bt_stride + b);
-	// Query loads next (their address needs only the query start), then the block's.
+		c.phys = __ldg(a.block_table + (int64_t)s * a.bt_stride + b);
 	const int row = a.num_kv_heads * a.head_size, c0 = threadIdx.x * 8;
 	if (query_preloaded(a) && c0 < row) {
 		const int group = a.num_q_heads / a.num_kv_heads;
@@ -329,27 +326,38 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 		for (int j = 0; j < 4; j++)
 			c.q[j] = j < group ? *(const uint4 *)(q + j * a.q_stride_member) : make_uint4(0, 0, 0, 0);
 	}
-	if (ph >= 0 && ph < a.num_phys_blocks) {
-		c.phys = ph;
-		c.words = load_fingerprint(a, ph);
-		c.stored = a.fingerprints[ph];
+}
+
+// In a CTA that scores: for this lane's block, if it is a middle block with a valid
+// physical block, the fingerprint words and the stored fingerprint, and an L2 prefetch of
+// its representation row (read once the fingerprint has matched: otherwise a third round
+// trip to memory after the table entry and the fingerprint). Lane L asks for lines L / 8,
+// L / 8 + 4, ... of block L % 8's row.
+__device__ __forceinline__ void load_block_words(const gsa_select_args &a, const gsa_budget &p, chunk_pre &c)
+{
+	const int lane = threadIdx.x % 32;
+	const int b = blockIdx.x * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
+	const bool middle = p.sparse && lane < GSA_WARP_BLOCKS && b >= a.sink_blocks &&
+			    b < p.n - a.local_blocks;
+	if (!middle || c.phys < 0 || c.phys >= a.num_phys_blocks)
+		c.phys = -1;
+	if (c.phys >= 0) {
+		c.words = load_fingerprint(a, c.phys);
+		c.stored = a.fingerprints[c.phys];
 	}
-#ifndef GSA_NO_REPR_PREFETCH
-	// Lane L asks for lines L / 8, L / 8 + 4, ... of block L % 8's row.
-	const int64_t row_ph = __shfl_sync(0xffffffffu, ph, lane % GSA_WARP_BLOCKS);
-	if (row_ph >= 0 && row_ph < a.num_phys_blocks) {
+	const int64_t row_ph = __shfl_sync(0xffffffffu, c.phys, lane % GSA_WARP_BLOCKS);
+	if (row_ph >= 0) {
 		const int64_t stride = repr_stride(a);
 		const uint8_t *r = (const uint8_t *)a.repr + row_ph * stride;
 		for (int64_t o = lane / GSA_WARP_BLOCKS * 128; o < stride; o += 4 * 128)
 			asm volatile("prefetch.global.L2 [%0];" ::"l"(r + o));
 	}
-#endif
 }
 
 // One CTA of GSA_SCORE_THREADS: the scores of sequence s's middle blocks in chunk
 // blockIdx.x (GSA_SCORE_CHUNK logical blocks), written to a.scores. qbar: shared memory
 // for the group-mean query, GSA_SCORE_SMEM(num_kv_heads * head_size) bytes (its floats,
-// then its scaled fp16 copy); pre: this thread's load_chunk_pre. Every thread of the CTA
+// then its scaled fp16 copy); pre: this thread's load_chunk_pre and load_block_words. Every thread of the CTA
 // calls it (it synchronises the CTA when the chunk has blocks to score).
 __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &shape, const gsa_budget &p,
 			    float *qbar, const chunk_pre &pre)
@@ -359,12 +367,10 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &sh
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
 		return;
 
-	// This lane's block, if it is a middle one (its loads are in flight: load_chunk_pre).
+	// This lane's block, if it is a middle one (its loads are in flight: load_block_words).
 	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 	const int b0 = first + warp * GSA_WARP_BLOCKS;
-	int64_t my_phys = -1;
-	if (lane < GSA_WARP_BLOCKS && b0 + lane >= a.sink_blocks && b0 + lane < mid_end)
-		my_phys = pre.phys;
+	const int64_t my_phys = pre.phys;
 	const fp_words &words = pre.words;
 	const uint64_t stored = pre.stored;
 
