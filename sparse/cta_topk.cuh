@@ -6,14 +6,18 @@
 // one multiprocessor as a chain of CTA-wide steps, and its time is that chain's latency.
 // A radix select with shared-memory histograms needs about four barriers per 8-bit digit
 // and serialises on shared atomics (scores of one row share their leading bits, so they
-// hit the same bins). Here instead the threshold - the want-th largest key - is found two
-// bits at a time by counting, per thread in registers, the keys at or above three
-// candidate thresholds, then summing the counts over the CTA: warp reductions and one
-// barrier per two bits; the bits above the highest one where the row's minimum and
-// maximum keys differ are skipped, and once at most 32 keys remain in play one warp ranks
-// them. Counting needs no atomics and no histogram. Measured (select_split.txt), a step
-// costs the latency of its reductions and barrier (~0.4 us), not its counting: a few
-// steps make up most of the selection's time.
+// hit the same bins). Here instead the threshold - the want-th largest key - is found by
+// counting, per thread in registers, the keys at or above seven pivots, then summing the
+// counts over the CTA: warp reductions and one barrier a step, no atomics, no histogram.
+// The pivots are placed from the row's mean and spread, then by interpolation (see
+// threshold()), so that two or three steps usually leave at most 32 keys in play, which
+// are then ranked directly. (Two bits a step with three pivots took 7-10 steps.)
+//
+// A decode step runs this once per layer, with its code evicted from the instruction
+// caches by the kernels in between, and fetching that code costs more than executing it
+// (select_split --cold-code: the selection took 7 us with its code cached and 12.5 us
+// without, before this was written for a small footprint). Hence loops rather than
+// unrolled copies where a step's code would otherwise grow with the pivots.
 //
 // Each thread owns a contiguous run of candidates (thread t: [t * per, t * per + per)), so
 // that a single CTA-wide prefix sum of per-thread counts gives every kept candidate's
@@ -25,6 +29,8 @@
 
 #include <stdint.h>
 
+#include "sparse/kernel_common.cuh"
+
 namespace gsa_topk {
 
 // Order-preserving map of a float to an unsigned key (larger float, larger key).
@@ -34,50 +40,89 @@ __device__ __forceinline__ uint32_t float_key(float f)
 	return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// Pivots counted per step of the threshold search.
+constexpr int PIVOTS = 7;
+
 // Shared scratch: reduction partials, double-buffered so that one barrier per reduction
 // suffices (a buffer is written again only two reductions later, after a barrier that
 // every reader of the previous contents has passed).
 struct scratch {
-	uint4 part[2][32];
+	uint4 part[2][32][2];
+	float2 moments[32];
 	uint2 scan[32];
 	uint32_t few[32]; /* the keys still in play, once there are at most 32 */
-	uint32_t nfew, thr;
+	uint32_t nfew;
 };
 
-// CTA-wide sums of three counts per thread; every thread gets the totals. SMALL: each count
-// is at most 16, so a warp's three sums fit one word of ten-bit fields (one reduction
-// instead of three), and over at most 32 warps two words of sixteen-bit fields.
-template <bool SMALL>
-__device__ __forceinline__ uint3 cta_sum3(scratch &sh, int &parity, uint32_t a, uint32_t b, uint32_t c)
+// The float whose float_key is k.
+__device__ __forceinline__ float key_float(uint32_t k)
+{
+	return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+// CTA-wide sums of PIVOTS counts per thread; every thread gets the totals in c. PACK: every
+// total fits sixteen bits (runs held in registers: at most 32 candidates a thread, so at
+// most 32768 in a CTA of up to 1024 threads), so two counts share a word: four reductions
+// per level instead of seven.
+template <bool PACK>
+__device__ __forceinline__ void cta_counts(scratch &sh, int &parity, uint32_t (&c)[PIVOTS])
 {
 	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-	if constexpr (!SMALL) {
-		a = __reduce_add_sync(0xffffffffu, a);
-		b = __reduce_add_sync(0xffffffffu, b);
-		c = __reduce_add_sync(0xffffffffu, c);
-		if (lane == 0)
-			sh.part[parity][warp] = make_uint4(a, b, c, 0);
-		__syncthreads();
-		uint4 v = lane < warps ? sh.part[parity][lane] : make_uint4(0, 0, 0, 0);
-		parity ^= 1;
-		return make_uint3(__reduce_add_sync(0xffffffffu, v.x), __reduce_add_sync(0xffffffffu, v.y),
-				  __reduce_add_sync(0xffffffffu, v.z));
-	} else {
-		uint32_t p = __reduce_add_sync(0xffffffffu, a | b << 10 | c << 20);
-		if (lane == 0)
-			sh.part[parity][warp].x = p;
-		__syncthreads();
-		p = lane < warps ? sh.part[parity][lane].x : 0u;
-		parity ^= 1;
-		const uint32_t lo = (p & 0x3ffu) | (p & 0xffc00u) << 6, hi = p >> 20;
-		const uint32_t l = __reduce_add_sync(0xffffffffu, lo), h = __reduce_add_sync(0xffffffffu, hi);
-		return make_uint3(l & 0xffffu, l >> 16, h);
+	constexpr int W = PACK ? (PIVOTS + 1) / 2 : PIVOTS;
+	uint32_t w[8];
+#pragma unroll
+	for (int i = 0; i < W; i++)
+		w[i] = PACK ? c[2 * i] | (2 * i + 1 < PIVOTS ? c[2 * i + 1] << 16 : 0u) : c[i];
+#pragma unroll
+	for (int i = W; i < 8; i++)
+		w[i] = 0;
+#pragma unroll
+	for (int i = 0; i < W; i++)
+		w[i] = __reduce_add_sync(0xffffffffu, w[i]);
+	if (lane == 0) {
+		sh.part[parity][warp][0] = make_uint4(w[0], w[1], w[2], w[3]);
+		if (W > 4)
+			sh.part[parity][warp][1] = make_uint4(w[4], w[5], w[6], w[7]);
 	}
+	__syncthreads();
+	const uint4 v0 = lane < warps ? sh.part[parity][lane][0] : make_uint4(0, 0, 0, 0);
+	const uint4 v1 = W > 4 && lane < warps ? sh.part[parity][lane][1] : make_uint4(0, 0, 0, 0);
+	parity ^= 1;
+	w[0] = v0.x, w[1] = v0.y, w[2] = v0.z, w[3] = v0.w, w[4] = v1.x, w[5] = v1.y, w[6] = v1.z;
+#pragma unroll
+	for (int i = 0; i < W; i++)
+		w[i] = __reduce_add_sync(0xffffffffu, w[i]);
+#pragma unroll
+	for (int i = 0; i < PIVOTS; i++)
+		c[i] = PACK ? w[i / 2] >> (16 * (i % 2)) & 0xffffu : w[i];
 }
+
+// The pivots of one counting step: at equal steps of the key range [lo, hi) (keys), or
+// around a centre in float space, closer together near it: base + scale * {0, +-0.12,
+// +-0.36, +-0.72}. A function of i rather than an array, so that the counting loop need
+// not be unrolled over the pivots (see threshold()).
+struct step_pivots {
+	bool keys;
+	uint32_t lo, hi, q; /* keys: lo + q * (i + 1), or lo + i + 1 up to hi when q == 0 */
+	float base, scale;
+	__device__ __forceinline__ uint32_t at(int i) const
+	{
+		if (keys)
+			return q ? lo + q * (uint32_t)(i + 1) : hi - lo <= (uint32_t)i + 1 ? hi : lo + (uint32_t)i + 1;
+		const float x = (float)(i - PIVOTS / 2);
+		return float_key(base + scale * x * (0.06f + 0.06f * fabsf(x)));
+	}
+	__device__ __forceinline__ void by_keys(uint32_t l, uint32_t h)
+	{
+		keys = true, lo = l, hi = h, q = (h - l) / (PIVOTS + 1);
+	}
+};
 
 // Candidate j of this thread's run: from registers, or re-read from the row (K == 0: runs
 // longer than the register budget, read from L2 on every step). Keys of real scores are at
-// least 1 (the one float whose key would be 0, a NaN, is raised to 1), so the register
+// least 1 (the one float whose key would be 0, a NaN, is raised to 1) and at most
+// 0xfffffffe (the one above, also a NaN, is lowered: the order among NaNs is not part of
+// the definition, and a bracket's end above every key then fits 32 bits), so the register
 // slots past the run's end hold 0, which no count and no threshold includes, and the
 // unrolled loops need no bounds.
 template <int K>
@@ -88,7 +133,7 @@ struct run_keys {
 
 	__device__ __forceinline__ static uint32_t key(const float *p)
 	{
-		return max(float_key(__ldcg(p)), 1u);
+		return min(max(float_key(__ldcg(p)), 1u), 0xfffffffeu);
 	}
 	__device__ __forceinline__ void load(const float *r, int count)
 	{
@@ -134,87 +179,196 @@ struct run_keys {
 	}
 };
 
-// The want-th largest key of the row (0 < want <= m), every thread getting it (>= 1).
+// The want-th largest key of the row (0 < want <= m, m the row's candidates), every thread
+// getting it (>= 1). ref: a score every thread reads alike (the row's first), against
+// which the row's moments are summed.
 //
-// The search keeps the bucket of keys that share the threshold's bits found so far and
-// knows how many keys lie above it and in it. Once at most 32 are in it (after a few steps
-// on real rows, whose scores spread over the low bits), those keys are gathered and one
-// warp ranks them exactly: two barriers instead of one per remaining pair of bits.
+// The search keeps a bracket [L, H) of keys known to hold the threshold, with `above` keys
+// at or above H and `in_play` keys in it. Each step counts the keys at or above seven
+// pivots inside the bracket (one CTA-wide reduction) and keeps the one of the eight
+// sub-brackets that holds the threshold. Where the pivots go decides the number of steps:
+//   - first, around the mean of the row's ordinary scores plus z standard deviations, z the
+//     normal quantile of the kept fraction, with the standard deviation as scale (score
+//     rows are roughly normal around the threshold; when they are not, the bracket still
+//     shrinks);
+//   - then, while the bracket lies between two pivots, around the interpolated position of
+//     the threshold within it, the two nearest pivots at +-1/2 of its width over
+//     sqrt(in_play);
+//   - otherwise (an open bracket, pivots that would not be increasing inside the bracket,
+//     or two placed steps that each kept more than a quarter), at the eighths of the
+//     bracket's key range: at least seven eighths less range a step, so the search ends.
+// Counts are exact whatever the pivots, so the result is; only the steps vary. On
+// simulated rows (normal, heavy-tailed, bimodal, tied, with -3e38 entries) this takes 2-3
+// counting steps where two bits a step took 7-10. Once at most 32 keys remain in play,
+// every warp ranks them from shared memory; once the bracket holds a single key value, it
+// is the threshold.
+//
+// Written for a small code footprint: a decode step's selection runs once per layer with
+// its code evicted from the instruction caches by the attention and the GEMMs in between,
+// and fetching code cost more than the search's arithmetic (select_split --cold-code).
+// So the counting loop is not unrolled over the pivots, the first step's quantile is a
+// closed form rather than normcdfinvf, the moments are float sums about ref rather than
+// double ones, and the final rank is a loop over shared memory in every warp rather than
+// shuffles in one.
 template <int K>
-__device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const run_keys<K> &r, int want)
+__device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const run_keys<K> &r, int want, int m,
+					      float ref)
 {
 	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 	if (threadIdx.x == 0)
 		sh.nfew = 0;
-	uint32_t lo = 0xffffffffu, hi = 0u;
+	// Extremes of the keys; count, sum and sum of squares about ref of the ordinary scores
+	// (finite, below 1e15 in magnitude: not the scorer's -3e38 for unmapped blocks).
+	if (!(fabsf(ref) < 1e15f))
+		ref = 0.f;
+	uint32_t lo = 0xffffffffu, hi = 0u, cnt = 0;
+	float sum = 0.f, sq = 0.f;
 	r.each([&](int j, uint32_t k) {
-		lo = min(lo, k ? k : 0xffffffffu), hi = max(hi, k);
+		if (!k)
+			return;
+		lo = min(lo, k), hi = max(hi, k);
+		const float f = key_float(k);
+		if (fabsf(f) < 1e15f) {
+			const float d = f - ref;
+			cnt++, sum += d, sq = fmaf(d, d, sq);
+		}
 	});
+	GSA_STAMP_AFTER(10, (uint64_t)lo + (uint64_t)__float_as_uint(sq));
 	lo = __reduce_min_sync(0xffffffffu, lo);
 	hi = __reduce_max_sync(0xffffffffu, hi);
-	uint32_t n = __reduce_add_sync(0xffffffffu, (uint32_t)r.n);
-	if (lane == 0)
-		sh.part[parity][warp] = make_uint4(lo, hi, n, 0);
+	cnt = __reduce_add_sync(0xffffffffu, cnt);
+	for (int o = 16; o > 0; o >>= 1)
+		sum += __shfl_xor_sync(0xffffffffu, sum, o), sq += __shfl_xor_sync(0xffffffffu, sq, o);
+	if (lane == 0) {
+		sh.part[parity][warp][0] = make_uint4(lo, hi, cnt, 0);
+		sh.moments[warp] = make_float2(sum, sq);
+	}
 	__syncthreads();
 	{
-		uint4 v = lane < warps ? sh.part[parity][lane] : make_uint4(0xffffffffu, 0, 0, 0);
+		const uint4 v = lane < warps ? sh.part[parity][lane][0] : make_uint4(0xffffffffu, 0, 0, 0);
+		const float2 d = lane < warps ? sh.moments[lane] : make_float2(0.f, 0.f);
 		parity ^= 1;
 		lo = __reduce_min_sync(0xffffffffu, v.x);
 		hi = __reduce_max_sync(0xffffffffu, v.y);
-		n = __reduce_add_sync(0xffffffffu, v.z);
+		cnt = __reduce_add_sync(0xffffffffu, v.z);
+		sum = d.x, sq = d.y;
+		for (int o = 16; o > 0; o >>= 1)
+			sum += __shfl_xor_sync(0xffffffffu, sum, o), sq += __shfl_xor_sync(0xffffffffu, sq, o);
 	}
+	GSA_STAMP(11);
 	if (lo == hi)
 		return hi;
-	// Bits above the highest differing one are common to every key, the threshold's
-	// included; search the pairs of bits from the one holding it down to bit 0.
-	const int top = 31 - __clz(lo ^ hi);
-	int b = top & ~1;
-	uint32_t thr = b + 2 >= 32 ? 0u : hi & ~((1u << (b + 2)) - 1u);
-	uint32_t above = 0, in_play = n; /* keys above the bucket [thr, thr + 4 << b), and in it */
-	for (; b >= 0; b -= 2) {
-		const uint32_t c1 = thr | (1u << b), c2 = thr | (2u << b), c3 = thr | (3u << b);
-		uint32_t n1 = 0, n2 = 0, n3 = 0;
-		r.each([&](int j, uint32_t k) {
-			n1 += k >= c1, n2 += k >= c2, n3 += k >= c3;
-		});
-		const uint3 t = cta_sum3<(K > 0 && K <= 16)>(sh, parity, n1, n2, n3);
-		const uint32_t w = (uint32_t)want;
-		if (t.z >= w)
-			thr = c3, in_play = t.z - above;
-		else if (t.y >= w)
-			thr = c2, in_play = t.y - t.z, above = t.z;
-		else if (t.x >= w)
-			thr = c1, in_play = t.x - t.y, above = t.y;
-		else
-			in_play = above + in_play - t.x, above = t.x;
-		if (b == 0 || in_play > 32)
-			continue;
-		// At most 32 keys left in [thr, thr + (1 << b)): the threshold is the
-		// (want - above)-th largest of them.
-		r.each([&](int j, uint32_t k) {
-			if (k != 0 && (k >> b) == (thr >> b))
-				sh.few[atomicAdd(&sh.nfew, 1u)] = k;
-		});
-		__syncthreads();
-		if (warp == 0) {
-			const uint32_t rank = w - above;
-			const uint32_t mine = lane < (int)in_play ? sh.few[lane] : 0u;
-			uint32_t gt = 0, ge = 0;
-			for (int j = 0; j < 32; j++) {
-				uint32_t x = __shfl_sync(0xffffffffu, mine, j);
-				bool real = j < (int)in_play;
-				gt += real && x > mine, ge += real && x >= mine;
-			}
-			unsigned hit = __ballot_sync(0xffffffffu, lane < (int)in_play && gt < rank && ge >= rank);
-			if (lane == __ffs(hit) - 1)
-				sh.thr = mine;
-			else if (hit == 0 && lane == 0)
-				sh.thr = thr; /* unreachable: the counts are exact */
-		}
-		__syncthreads();
-		return sh.thr;
+	const uint32_t w = (uint32_t)want;
+	uint32_t L = lo, H = hi + 1; /* keys are at most 0xfffffffe (run_keys::key) */
+	uint32_t above = 0, in_play = (uint32_t)m;
+	step_pivots pv;
+	pv.by_keys(L, H);
+	if (cnt > 1 && w < cnt) {
+		// Normal quantile of 1 - want / cnt (Tukey's lambda approximation, within 0.01 in
+		// the bulk): u^0.14 - (1 - u)^0.14, u the kept fraction, times 4.91.
+		const float mean = __fdividef(sum, (float)cnt);
+		const float sd = sqrtf(fmaxf(__fdividef(sq, (float)cnt) - mean * mean, 0.f));
+		const float u = __fdividef((float)w, (float)cnt);
+		const float z = 4.91f * (__powf(1.f - u, 0.14f) - __powf(u, 0.14f));
+		pv.keys = false, pv.base = ref + mean + sd * z, pv.scale = sd;
 	}
-	return thr;
+	int misses = 0, steps = 0;
+	bool bounded = false;
+	for (;;) {
+		// Placed pivots must be increasing and inside the bracket; else the key eighths.
+		if (!pv.keys) {
+			uint32_t prev = L;
+			bool ok = true;
+#pragma unroll 1
+			for (int i = 0; i < PIVOTS; i++) {
+				const uint32_t c = pv.at(i);
+				ok = ok && c > prev;
+				prev = c;
+			}
+			if (!ok || prev >= H)
+				pv.by_keys(L, H);
+		}
+		uint32_t n[PIVOTS];
+		if constexpr (K > 0) {
+			// One pass over the run per pivot: the run is in registers, and the pass is
+			// the same code for every pivot (the counts rotate through n).
+#pragma unroll 1
+			for (int i = 0; i < PIVOTS; i++) {
+				const uint32_t c = pv.at(i);
+				uint32_t cnt_i = 0;
+				r.each([&](int j, uint32_t k) { cnt_i += k >= c; });
+#pragma unroll
+				for (int t = 0; t + 1 < PIVOTS; t++)
+					n[t] = n[t + 1];
+				n[PIVOTS - 1] = cnt_i;
+			}
+		} else {
+			// Re-read runs: one pass for all pivots (each pass reads the row again).
+			uint32_t c[PIVOTS];
+#pragma unroll
+			for (int i = 0; i < PIVOTS; i++)
+				c[i] = pv.at(i), n[i] = 0;
+			r.each([&](int j, uint32_t k) {
+#pragma unroll
+				for (int i = 0; i < PIVOTS; i++)
+					n[i] += k >= c[i];
+			});
+		}
+		cta_counts<(K > 0)>(sh, parity, n);
+		if (steps < 3)
+			GSA_STAMP(12 + steps);
+		steps++;
+		// The highest pivot with at least `want` keys at or above it is the bracket's new
+		// lower end (none: the old one stays).
+		int top = -1;
+		uint32_t ntop = above + in_play, nab = n[0];
+#pragma unroll
+		for (int i = 0; i < PIVOTS; i++) {
+			if (n[i] >= w) {
+				top = i, ntop = n[i];
+				nab = i + 1 < PIVOTS ? n[i + 1 < PIVOTS ? i + 1 : i] : above;
+			}
+		}
+		const uint32_t before = in_play;
+		const uint32_t nL = top < 0 ? L : pv.at(top);
+		const uint32_t nH = top < 0 ? pv.at(0) : top + 1 < PIVOTS ? pv.at(top + 1) : H;
+		in_play = ntop - nab, above = nab, L = nL, H = nH;
+		if (!pv.keys && in_play > before / 4)
+			misses++;
+		bounded = top >= 0 && top + 1 < PIVOTS;
+		if (H - L == 1)
+			return L;
+		if (in_play <= 32)
+			break;
+		pv.by_keys(L, H);
+		if (bounded && misses < 2) {
+			const float fl = key_float(L), fh = key_float(H - 1);
+			if (fh > fl && fh - fl < 3.0e38f) {
+				const float span = fh - fl;
+				pv.keys = false;
+				pv.base = fh - __fdividef(span * ((float)(w - above) - 0.5f), (float)in_play);
+				pv.scale = span * 4.1667f * rsqrtf((float)in_play); /* inner pivots at +-0.5 span/sqrt */
+			}
+		}
+	}
+	// At most 32 keys left in [L, H): the threshold is the (want - above)-th largest. Every
+	// warp ranks them (no second barrier to hand the result over).
+	r.each([&](int j, uint32_t k) {
+		if (k >= L && k < H)
+			sh.few[atomicAdd(&sh.nfew, 1u)] = k;
+	});
+	__syncthreads();
+	const uint32_t rank = w - above;
+	const uint32_t mine = lane < (int)in_play ? sh.few[lane] : 0u;
+	uint32_t gt = 0, ge = 0;
+#pragma unroll 4
+	for (int j = 0; j < (int)in_play; j++) {
+		const uint32_t x = sh.few[j];
+		gt += x > mine, ge += x >= mine;
+	}
+	const unsigned hit = __ballot_sync(0xffffffffu, lane < (int)in_play && gt < rank && ge >= rank);
+	GSA_STAMP(15);
+	return hit ? __shfl_sync(0xffffffffu, mine, __ffs(hit) - 1) : L; /* hit: the counts are exact */
 }
 
 // After threshold(): the kept candidates of this thread's run, a group of the run

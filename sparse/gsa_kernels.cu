@@ -53,6 +53,14 @@ __device__ __forceinline__ int participants(const gsa_select_args &a, const gsa_
 	return (p.n - a.local_blocks + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK; /* >= 1 middle block */
 }
 
+// atomicAdd(p, 1) with acquire-release semantics at GPU scope; returns the old value.
+__device__ __forceinline__ unsigned arrive_acq_rel(unsigned *p)
+{
+	unsigned old;
+	asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(p) : "memory");
+	return old;
+}
+
 extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
 gsa_score_select(const gsa_select_args a)
 {
@@ -76,18 +84,22 @@ gsa_score_select(const gsa_select_args a)
 	if (parts == 1) {
 		__syncthreads(); /* the CTA's own scores, written by all its warps */
 	} else {
-		// Scores visible device-wide before the arrival that may let another CTA read them.
-		__threadfence();
+		// One thread counts the CTA's arrival, after the barrier that orders the other
+		// threads' score stores before it: its acquire-release add publishes them all (a
+		// release is cumulative over what the barrier ordered before it, as in cooperative
+		// groups' grid barrier) and, in the last CTA, makes the other CTAs' scores visible
+		// to the loads after the second barrier. A fence in every thread on each side cost
+		// two full waits for the memory system.
 		__syncthreads();
-		if (threadIdx.x == 0)
-			last = atomicAdd(&a.arrivals[s], 1u) == (unsigned)parts - 1;
+		if (threadIdx.x == 0) {
+			last = arrive_acq_rel(&a.arrivals[s]) == (unsigned)parts - 1;
+			if (last)
+				a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
+		}
 		__syncthreads();
 		GSA_STAMP(5);
 		if (!last)
 			return;
-		__threadfence();
-		if (threadIdx.x == 0)
-			a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
 	}
 	select_sequence(a, s, p, sh);
 	GSA_STAMP(9);

@@ -49,9 +49,11 @@ __device__ __forceinline__ unsigned long long gpu_clock_ns()
 // of each CTA records the GPU clock at numbered points of the fused kernel: 0 entry, 1
 // length known, 2 fingerprint arrived, 3 scores computed, 4 group-mean query ready, 5
 // arrival counted; in the selecting CTA 6 search started, 7 threshold found, 8 first
-// kept entries stored, 9 end.
+// kept entries stored, 9 end; inside the threshold search 10 the keys arrived, 11 their
+// extremes and moments reduced, 12-14 after each of the first three counting steps, 15
+// the last keys ranked.
 #ifdef GSA_STAMPS
-#define GSA_STAMP_POINTS 10
+#define GSA_STAMP_POINTS 16
 __device__ unsigned long long gsa_stamps[64 * 256 * GSA_STAMP_POINTS];
 #define GSA_STAMP(i)                                                                           \
 	do {                                                                                   \

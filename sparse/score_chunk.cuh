@@ -442,17 +442,18 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &sh
 #pragma unroll
 	for (int i = 0; i < GSA_WARP_BLOCKS; i++)
 		phys[i] = __shfl_sync(0xffffffffu, my_phys, i);
-	unsigned stale_mask = __ballot_sync(0xffffffffu, stale);
-#pragma unroll
-	for (int i = 0; i < GSA_WARP_BLOCKS; i++) {
-		if (!(stale_mask >> i & 1))
-			continue;
-		uint64_t fp = __shfl_sync(0xffffffffu, my_fp, i);
-		refresh_block(a, phys[i], lane);
+	// Stale blocks, one at a time (a loop rather than eight inlined copies of the refresh:
+	// its code sits on the path every launch runs, and cold instruction caches make code
+	// size time).
+	for (unsigned stale_mask = __ballot_sync(0xffffffffu, stale); stale_mask; stale_mask &= stale_mask - 1) {
+		const int i = __ffs(stale_mask) - 1;
+		const uint64_t fp = __shfl_sync(0xffffffffu, my_fp, i);
+		const int64_t ph = __shfl_sync(0xffffffffu, my_phys, i);
+		refresh_block(a, ph, lane);
 		__syncwarp();
 		__threadfence();  // representation visible before its fingerprint
 		if (lane == 0)
-			a.fingerprints[phys[i]] = fp;
+			a.fingerprints[ph] = fp;
 		__syncwarp();
 	}
 	float mine;

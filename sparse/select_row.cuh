@@ -104,6 +104,7 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 	const int count = max(0, min(per, m - first));
 	gsa_topk::run_keys<K> r;
 	r.load(scores + lo + first, count);
+	const float ref = __ldcg(scores + lo); /* the same for every thread: threshold()'s origin */
 	// The run's table entries too, in flight during the search: loaded where a candidate
 	// turns out kept, they would be a round trip to memory at the very end. (Up to
 	// sixteen; longer runs load those of a group's kept candidates together, once the
@@ -118,7 +119,7 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 		return;
 	int parity = 0;
 	GSA_STAMP(6);
-	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want);
+	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want, m, ref);
 	GSA_STAMP(7);
 	constexpr int G = gsa_topk::run_keys<K>::GROUP;
 	gsa_topk::emit(sh.topk, r, thr, want, [&](int j0, uint32_t mask, int rank) {

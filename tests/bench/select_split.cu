@@ -4,7 +4,7 @@
 // (sparse/select_ref.c) on the first configuration.
 //
 //   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]
-//                [--stamps]
+//                [--cold-code] [--stamps]
 //
 // --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
 // made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
@@ -17,6 +17,11 @@
 // representations from L2: every launch in the graph follows a kernel that reads a
 // 160 MB buffer (three times the L2), and the times printed are those of the graph with
 // both minus that of a graph of the reads alone.
+//
+// --cold-code: --cold, and before each read a kernel that runs 256 KB of code on every SM,
+// so that each launch also starts with none of its code cached (in a decode step the
+// attention kernel and the layer's GEMMs run between two selections). With --stamps, the
+// same before each stamped launch.
 //
 // --stamps: where the fused kernel's time goes, from a fatbin instrumented with clock
 // stamps (sparse/kernel_common.cuh, GSA_STAMPS), built with
@@ -102,8 +107,34 @@ __global__ void evict_l2(const float4 *p, size_t n, float *sink)
 		*sink = acc;
 }
 
+// Runs 256 KB of straight-line code (16384 rotate-and-xor steps, which the assembler cannot
+// fold) on every SM, so that the next kernel starts with none of its own code in the SMs'
+// instruction caches, as in a decode step, where the attention kernel and the layer's
+// GEMMs run between two selections. (Launched before evict_l2, which then also pushes the
+// next kernel's code out of L2.)
+#define GSA_ROT(c) v = __funnelshift_l(v, v, 5) ^ (c##u);
+#define GSA_ROT8(c) GSA_ROT(c##1) GSA_ROT(c##2) GSA_ROT(c##3) GSA_ROT(c##4) GSA_ROT(c##5) GSA_ROT(c##6) GSA_ROT(c##7) GSA_ROT(c##8)
+#define GSA_ROT64(c) GSA_ROT8(c##1) GSA_ROT8(c##2) GSA_ROT8(c##3) GSA_ROT8(c##4) GSA_ROT8(c##5) GSA_ROT8(c##6) GSA_ROT8(c##7) GSA_ROT8(c##8)
+#define GSA_ROT512(c) GSA_ROT64(c##1) GSA_ROT64(c##2) GSA_ROT64(c##3) GSA_ROT64(c##4) GSA_ROT64(c##5) GSA_ROT64(c##6) GSA_ROT64(c##7) GSA_ROT64(c##8)
+#define GSA_ROT4096(c) GSA_ROT512(c##1) GSA_ROT512(c##2) GSA_ROT512(c##3) GSA_ROT512(c##4) GSA_ROT512(c##5) GSA_ROT512(c##6) GSA_ROT512(c##7) GSA_ROT512(c##8)
+__global__ void thrash_icache(unsigned *sink)
+{
+	unsigned v = threadIdx.x;
+	GSA_ROT4096(1) GSA_ROT4096(2) GSA_ROT4096(3) GSA_ROT4096(4)
+	if (v == 0x9e3779b9u)
+		*sink = v;
+}
+static bool thrash; /* --cold-code */
 static float4 *evict_buf;
 static const size_t evict_n = (160u << 20) / sizeof(float4);
+
+static void evict_caches(cudaStream_t st)
+{
+	if (thrash)
+		thrash_icache<<<132, 32, 0, st>>>((unsigned *)evict_buf);
+	evict_l2<<<132 * 4, 512, 0, st>>>(evict_buf, evict_n, (float *)evict_buf);
+}
+
 static bool cold, stamps;
 static CUmodule mod;
 
@@ -118,11 +149,11 @@ static void print_stamps(gsa_select_args &a, cudaStream_t st)
 		printf("stamps: the fatbin has no gsa_stamps (build it with -DGSA_STAMPS)\n");
 		return;
 	}
-	const int P = 10;
+	const int P = (int)(bytes / (64 * 256 * sizeof(unsigned long long))); /* GSA_STAMP_POINTS */
 	std::vector<unsigned long long> h(bytes / 8);
 	for (int rep = 0; rep < 3; rep++) {
 		CD(cuMemsetD8(d, 0, bytes));
-		evict_l2<<<132 * 4, 512, 0, st>>>(evict_buf, evict_n, (float *)evict_buf);
+		evict_caches(st);
 		launch(true, true, a, st);
 		CK(cudaStreamSynchronize(st));
 		CD(cuMemcpyDtoH(h.data(), d, bytes));
@@ -155,7 +186,7 @@ static double graph_us(bool score, bool select, bool evict, gsa_select_args &a, 
 	CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
 	for (int i = 0; i < 50; i++) {
 		if (evict)
-			evict_l2<<<132 * 4, 512, 0, st>>>(evict_buf, evict_n, (float *)evict_buf);
+			evict_caches(st);
 		if (!score && !select)
 			nothing<<<1, 32, 0, st>>>();
 		else
@@ -198,7 +229,7 @@ static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold] [--stamps]\n");
+		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold] [--cold-code] [--stamps]\n");
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
@@ -214,6 +245,8 @@ int main(int argc, char **argv)
 			check = true;
 		else if (!strcmp(argv[i], "--cold"))
 			cold = true;
+		else if (!strcmp(argv[i], "--cold-code"))
+			cold = thrash = true;
 		else if (!strcmp(argv[i], "--stamps"))
 			stamps = true;
 	}

@@ -53,8 +53,12 @@ static uint32_t order_key(float f)
 	return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-enum pattern { RANDOM, FEW_VALUES, ALL_EQUAL, WIDE, SPECIALS, WITH_NAN };
-static const char *pattern_name[] = {"random", "few-values", "all-equal", "wide", "specials", "nan"};
+enum pattern { RANDOM, FEW_VALUES, ALL_EQUAL, WIDE, SPECIALS, WITH_NAN, NORMAL_FAR, HEAVY_TAIL };
+static const char *pattern_name[] = {"random", "few-values", "all-equal", "wide", "specials", "nan",
+				     "normal-far", "heavy-tail"};
+
+// A standard normal deviate (Box-Muller).
+static float normal() { return sqrtf(-2.f * logf(uniform(1e-7f, 1.f))) * cosf(6.2831853f * uniform(0.f, 1.f)); }
 
 static float make_score(pattern p, int i)
 {
@@ -68,6 +72,10 @@ static float make_score(pattern p, int i)
 		return next_u64() % 3 ? uniform(-2.f, 2.f) : v[next_u64() % 7];
 	}
 	case WITH_NAN: return i % 7 == 3 ? NAN : uniform(-1.f, 1.f);
+	/* The search's first pivots come from the row's mean and spread: rows whose spread is
+	 * tiny against their mean, and rows whose tail makes the spread misleading. */
+	case NORMAL_FAR: return 1000.f + 0.01f * normal();
+	case HEAVY_TAIL: return expf(2.f * normal()) * (next_u64() % 50 ? 1.f : 1e6f);
 	}
 	return 0.f;
 }
@@ -226,6 +234,9 @@ int main(int argc, char **argv)
 		{"paths", all_paths, WIDE, 0.3, 1, 2, 0},
 		{"paths", all_paths, SPECIALS, 0.3, 1, 2, 0},
 		{"paths", all_paths, WITH_NAN, 0.3, 1, 2, 0},
+		{"paths", all_paths, NORMAL_FAR, 0.3, 1, 2, 0},
+		{"paths", all_paths, HEAVY_TAIL, 0.3, 1, 2, 0},
+		{"low ratio", all_paths, HEAVY_TAIL, 0.02, 4, 8, 0},
 		{"low ratio", all_paths, RANDOM, 0.02, 4, 8, 0},
 		{"high ratio", all_paths, FEW_VALUES, 0.95, 0, 1, 0},
 		{"nothing from the middle", {50, 700, 9000}, RANDOM, 0.001, 1, 2, 0},

@@ -152,6 +152,8 @@ def cmd_run(a):
     budget = int(free - a.reserve_gib * (1 << 30))
     if a.max_gib:
         budget = min(budget, int(a.max_gib * (1 << 30)))
+    if a.kv_gib:
+        need_tokens = max(need_tokens, int(a.kv_gib * (1 << 30)) // tok_bytes)
     T = min(need_tokens, max(0, budget // tok_bytes))
     T = T // lcm * lcm
     if T < min(b * c for b in batches for c in contexts):
@@ -300,6 +302,8 @@ def main(argv):
     r.add_argument("--warmup", type=int, default=5)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-gib", type=float, default=0, help="cap on the KV cache size")
+    r.add_argument("--kv-gib", type=float, default=0,
+                   help="KV cache at least this big (blocks drawn from all of it)")
     r.add_argument("--reserve-gib", type=float, default=4, help="GPU memory left free")
     r.add_argument("--eager", action="store_true", help="time eager calls instead of CUDA-graph replays")
     r.add_argument("--no-sleep", action="store_true", help="--eager: no torch.cuda._sleep before each repetition")
