@@ -270,8 +270,8 @@ int main(int argc, char **argv)
 	if (cold || stamps) {
 		CK(cudaMalloc(&evict_buf, evict_n * sizeof(float4)));
 		CK(cudaMemset(evict_buf, 0, evict_n * sizeof(float4)));
-		printf("# cold: each launch after a read of %zu MB (L2 evicted); its time taken off\n",
-		       (evict_n * sizeof(float4)) >> 20);
+		printf("# cold: each launch after a read of %zu MB (L2 evicted)%s; its time taken off\n",
+		       (evict_n * sizeof(float4)) >> 20, thrash ? " and 256 KB of code run on every SM" : "");
 	}
 
 	const int Hq = 32, Hkv = 8, D = 128, BS = 16, row = Hkv * D;
