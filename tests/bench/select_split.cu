@@ -24,7 +24,9 @@
 // same before each stamped launch.
 //
 // --stamps: where the fused kernel's time goes, from a fatbin instrumented with clock
-// stamps (sparse/kernel_common.cuh, GSA_STAMPS), built with
+// stamps (sparse/kernel_common.cuh, GSA_STAMPS): each stamped launch follows the
+// evictions of --cold or --cold-code when given, else a launch of its own (warm: code
+// and data cached as far as they fit). The fatbin is built with
 //   nvcc -std=c++17 -O3 -I. -fatbin -DGSA_STAMPS -DGSA_SPLIT_KERNELS \
 //        -gencode arch=compute_90,code=sm_90 sparse/gsa_kernels.cu -o build/stamps.fatbin
 #include <cuda.h>
@@ -138,7 +140,8 @@ static void evict_caches(cudaStream_t st)
 static bool cold, stamps;
 static CUmodule mod;
 
-// --stamps (a fatbin built with -DGSA_STAMPS): one cold launch of the fused kernel, then
+// --stamps (a fatbin built with -DGSA_STAMPS): one launch of the fused kernel (cold with
+// --cold or --cold-code, else right after another), then
 // for each numbered point the spread over CTAs of when thread 0 reached it, in
 // microseconds from the earliest CTA start.
 static void print_stamps(gsa_select_args &a, cudaStream_t st)
@@ -152,8 +155,13 @@ static void print_stamps(gsa_select_args &a, cudaStream_t st)
 	const int P = (int)(bytes / (64 * 256 * sizeof(unsigned long long))); /* GSA_STAMP_POINTS */
 	std::vector<unsigned long long> h(bytes / 8);
 	for (int rep = 0; rep < 3; rep++) {
+		if (!cold) /* the warm-up launch, before the stamps are cleared */
+			launch(true, true, a, st);
+		CK(cudaStreamSynchronize(st));
 		CD(cuMemsetD8(d, 0, bytes));
-		evict_caches(st);
+		CK(cudaDeviceSynchronize());
+		if (cold)
+			evict_caches(st);
 		launch(true, true, a, st);
 		CK(cudaStreamSynchronize(st));
 		CD(cuMemcpyDtoH(h.data(), d, bytes));
@@ -267,7 +275,7 @@ int main(int argc, char **argv)
 		f_fused = NULL;
 	cudaStream_t st;
 	CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-	if (cold || stamps) {
+	if (cold) {
 		CK(cudaMalloc(&evict_buf, evict_n * sizeof(float4)));
 		CK(cudaMemset(evict_buf, 0, evict_n * sizeof(float4)));
 		printf("# cold: each launch after a read of %zu MB (L2 evicted)%s; its time taken off\n",
