@@ -56,16 +56,28 @@ struct gsa_select_args {
 
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
  * loads overlap (each block is a chain of dependent loads: table entry, fingerprint, then
- * representation), while the group-mean query each CTA recomputes stays cheap. */
+ * representation), while the group-mean query each CTA recomputes stays cheap.
+ *
+ * 512 threads a CTA (one CTA a multiprocessor at 128 registers a thread), for the
+ * selection that runs in one of them: a decode step's selection is a chain of CTA-wide
+ * steps, and with twice the threads each thread's share of a row halves (the counting
+ * loops, and the code unrolled over the share, which a decode step fetches cold). Against
+ * 256 threads (two CTAs a multiprocessor) the fused kernel went from 23.6 to 20.9 us in
+ * FA2 graph replays at batch 8 / 32K and 64.7 to 61.9 us at 128K; scoring alone is up to
+ * 5% slower at batch 32-64 / 128K (tests/bench/results/select_split.txt). Overridable for
+ * select_split and select_topk builds that compare the two. */
 #define GSA_WARP_BLOCKS 8
-#define GSA_SCORE_CHUNK (8 * GSA_WARP_BLOCKS) /* 8 warps of GSA_SCORE_THREADS */
-#define GSA_SCORE_THREADS 256
+#ifndef GSA_SCORE_THREADS
+#define GSA_SCORE_THREADS 512
+#endif
+#define GSA_SCORE_CHUNK (GSA_SCORE_THREADS / 32 * GSA_WARP_BLOCKS)
 /* Dynamic shared memory of a scoring CTA for rows of `row` channels: the group-mean query
  * in float, then scaled to fp16 (score_chunk.cuh). */
 #define GSA_SCORE_SMEM(row) ((row) * 6)
 /* The selection runs in the last scoring CTA of each sequence to finish, so with as many
- * threads; up to 32 candidates per thread stay in registers (8K blocks, 128K tokens at
- * 16-token blocks), longer rows re-read their scores from L2 (cta_topk.cuh). */
+ * threads; up to 32 candidates per thread stay in registers (16K blocks, 256K tokens at
+ * 16-token blocks and 512 threads), longer rows re-read their scores from L2
+ * (cta_topk.cuh). */
 #define GSA_SELECT_THREADS GSA_SCORE_THREADS
 
 #endif

@@ -3,11 +3,13 @@
 // synthetic decode batches, and their shadow tables checked against the C reference
 // (sparse/select_ref.c) on the first configuration.
 //
-//   select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold]
-//                [--cold-code] [--stamps]
+//   select_split FATBIN [--score-threads N] [--chunk N] [--select-threads N] [--policy mean|quest]
+//                [--check] [--cold] [--cold-code] [--stamps]
 //
-// --chunk and --select-threads are GSA_SCORE_CHUNK and GSA_SELECT_THREADS of the build that
-// made FATBIN (the launch grids depend on them; an older build's may differ from this one's).
+// --score-threads, --chunk and --select-threads are GSA_SCORE_THREADS, GSA_SCORE_CHUNK and
+// GSA_SELECT_THREADS of the build that made FATBIN (the launches depend on them; an older
+// build's may differ from this one's: builds before 512-thread CTAs need --score-threads
+// 256, which also sets the other two).
 // Prints one line per configuration: microseconds per launch (median of 7 replays of a CUDA
 // graph of 50 launches) of score alone, select alone and both (the one fused kernel the
 // library launches, when FATBIN has it), and the bytes the scoring
@@ -75,6 +77,7 @@ __global__ void fill(uint16_t *p, size_t n, uint32_t seed)
 }
 
 static CUfunction f_score, f_select, f_fused; /* f_fused: NULL in builds before it existed */
+static int score_threads = GSA_SCORE_THREADS;
 static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
 
@@ -84,11 +87,11 @@ static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 	unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
 	unsigned smem = (unsigned)GSA_SCORE_SMEM(a.num_kv_heads * a.head_size);
 	if (score && select && f_fused) {
-		CD(cuLaunchKernel(f_fused, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
+		CD(cuLaunchKernel(f_fused, gx, a.num_seqs, 1, score_threads, 1, 1, smem, st, params, NULL));
 		return;
 	}
 	if (score)
-		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, GSA_SCORE_THREADS, 1, 1, smem, st, params, NULL));
+		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, score_threads, 1, 1, smem, st, params, NULL));
 	if (select)
 		CD(cuLaunchKernel(f_select, a.num_seqs, 1, 1, select_threads, 1, 1, 0, st, params, NULL));
 }
@@ -237,13 +240,15 @@ static double time_us(bool score, bool select, gsa_select_args &a, cudaStream_t 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: select_split FATBIN [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold] [--cold-code] [--stamps]\n");
+		fprintf(stderr, "usage: select_split FATBIN [--score-threads N] [--chunk N] [--select-threads N] [--policy mean|quest] [--check] [--cold] [--cold-code] [--stamps]\n");
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
 	bool check = false;
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
+		if (!strcmp(argv[i], "--score-threads") && i + 1 < argc)
+			score_threads = select_threads = atoi(argv[++i]), chunk = score_threads / 32 * GSA_WARP_BLOCKS;
+		else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
 			chunk = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--select-threads") && i + 1 < argc)
 			select_threads = atoi(argv[++i]);
