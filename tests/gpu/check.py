@@ -21,7 +21,9 @@ compare-outputs, which imports torch.
         --dump file it wrote) into the table and JSON lines. The benchmark compares, in one
         process, cuLaunchKernel through the PLT with libcuda's own entry point. Gate
         overhead: under the library the PLT reaches another function and every driver
-        configuration adds at most the target (median paired difference). Gate control:
+        configuration adds at most the target (median paired difference); with
+        --unsettled-status N, a result over the target whose 95% interval still holds the
+        target exits with N (the caller measures more rounds and asks again). Gate control:
         without the library the PLT reaches libcuda's own function and the two paths differ
         by at most the target.
 
@@ -651,6 +653,7 @@ def cmd_bench_report(a):
                           for rnd, run in sorted(runs.get(mode, []), key=lambda x: x[0])])
 
     rows = []  # dicts for the table and the JSON lines
+    unsettled = []  # thread counts over the target whose interval still holds it
 
     for mode in ("preload", "off", "trace"):
         for key in configs(mode, "driver"):
@@ -661,9 +664,17 @@ def cmd_bench_report(a):
                 gate = "<= %g" % target
                 ok = s["added"] <= target
                 if not ok:
+                    # Over the target but with the target inside the interval: this much
+                    # data cannot tell (8 threads contend for the driver's lock, and one
+                    # launch then costs ~9 us +- 1 us against a 50 ns target).
+                    settled = s["ci_low"] > target
+                    if not settled:
+                        unsettled.append(key[1])
                     problems.append((mode, "driver/%dt adds %.1f ns per launch (95%% CI %.1f .. "
-                                           "%.1f), over the %g ns target"
-                                     % (key[1], s["added"], s["ci_low"], s["ci_high"], target)))
+                                           "%.1f), over the %g ns target%s"
+                                     % (key[1], s["added"], s["ci_low"], s["ci_high"], target,
+                                        "" if settled else
+                                        " (not settled: the interval holds the target)")))
                 elif s["ci_high"] > target:
                     notes.append("driver/%dt: median %.1f ns is within the target but the 95%% "
                                  "interval reaches %.1f ns" % (key[1], s["added"], s["ci_high"]))
@@ -802,6 +813,12 @@ def cmd_bench_report(a):
     mine = [p for m, p in problems
             if (m == "off") == (a.gate == "control")]
     if mine:
+        if (a.gate == "overhead" and a.unsettled_status and unsettled
+                and len(unsettled) == len(mine)):
+            # Only unsettled verdicts: the caller may measure more rounds and ask again
+            # (without this option an unsettled result is a failure).
+            out("FAIL: " + "; ".join(mine))
+            return a.unsettled_status
         return finish(False, "; ".join(mine))
     if a.gate == "control":
         ctl = [r for r in rows if r["mode"] == "off" and r["api"] == "driver"]
@@ -846,6 +863,9 @@ def main(argv=None):
     p.add_argument("--gpu")
     p.add_argument("--driver")
     p.add_argument("--command", action="append")
+    p.add_argument("--unsettled-status", type=int, default=0,
+                   help="exit status when every failure is an unsettled one (median over "
+                        "the target, 95%% interval holding it); 0 = fail as usual")
     p.add_argument("runs", nargs="+")
     p.set_defaults(fn=cmd_bench_report)
     a = ap.parse_args(argv)

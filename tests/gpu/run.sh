@@ -132,6 +132,7 @@ why() {
 }
 
 # py_check NAME ARGS...: runs check.py ARGS, shows its output, PASS/FAIL from its last line.
+# With PY_CHECK_DEFER=N, check.py's exit status N records no verdict and is returned.
 py_check() {
 	local name=$1 o rc last
 	shift
@@ -144,6 +145,11 @@ py_check() {
 	rc=$?
 	show "$o" 400
 	last=$(grep -E '^(PASS|FAIL): ' "$o" | tail -n 1)
+	# A status the caller asked to handle itself (e.g. "measure more"): no verdict yet.
+	if [ -n "${PY_CHECK_DEFER:-}" ] && [ "$rc" -eq "$PY_CHECK_DEFER" ]; then
+		note "$name: not settled yet (${last#FAIL: })"
+		return "$rc"
+	fi
 	if [ "$rc" -eq 0 ] && [ "${last#PASS: }" != "$last" ]; then
 		pass "$name" "${last#PASS: }"
 		return 0
@@ -634,11 +640,28 @@ stage_bench() {
 	bench_run trace 1 || ok=0
 	[ "$ok" = 1 ] || note "bench: reporting the runs completed before the failed run"
 	if printf '%s\n' "${BENCH_SPECS[@]}" | grep -q '^preload:'; then
-		py_check "bench: driver launch adds at most ${BENCH_TARGET_NS} ns (1 and 8 threads, in-process vs libcuda's entry point)" \
-			bench-report --gate overhead --out-txt "$OUT_DIR/launch_overhead.txt" \
-			--out-jsonl "$OUT_DIR/launch_overhead.jsonl" --target-ns "$BENCH_TARGET_NS" \
-			--gpu "${GPU_NAME:-?}" --driver "${DRIVER_VERSION:-?}" \
-			"${BENCH_CARGS[@]}" "${BENCH_SPECS[@]}"
+		# A median over the target whose 95% interval still holds it is not a verdict (with
+		# 8 threads a launch costs ~9 us +- 1 us): once, BENCH_ROUNDS more rounds are
+		# measured and the gate judges all rounds pooled; then unsettled is a failure.
+		local gate_name="bench: driver launch adds at most ${BENCH_TARGET_NS} ns (1 and 8 threads, in-process vs libcuda's entry point)"
+		local -a gate_args=(bench-report --gate overhead --out-txt "$OUT_DIR/launch_overhead.txt"
+			--out-jsonl "$OUT_DIR/launch_overhead.jsonl" --target-ns "$BENCH_TARGET_NS"
+			--gpu "${GPU_NAME:-?}" --driver "${DRIVER_VERSION:-?}")
+		local gate_rc=3
+		if [ "$ok" = 1 ]; then
+			PY_CHECK_DEFER=3 py_check "$gate_name" "${gate_args[@]}" --unsettled-status 3 \
+				"${BENCH_CARGS[@]}" "${BENCH_SPECS[@]}"
+			gate_rc=$?
+			if [ "$gate_rc" -eq 3 ]; then
+				note "bench: measuring $BENCH_ROUNDS more rounds, then judging all of them"
+				for r in $(seq $((BENCH_ROUNDS + 1)) $((2 * BENCH_ROUNDS))); do
+					bench_run off "$r" && bench_run preload "$r" || break
+				done
+			fi
+		fi
+		if [ "$gate_rc" -eq 3 ]; then
+			py_check "$gate_name" "${gate_args[@]}" "${BENCH_CARGS[@]}" "${BENCH_SPECS[@]}"
+		fi
 	else
 		fail "bench: driver launch adds at most ${BENCH_TARGET_NS} ns (1 and 8 threads, in-process vs libcuda's entry point)" "not measured: no benchmark run with the library completed"
 	fi
