@@ -4,7 +4,7 @@
 // (sparse/select_ref.c) on the first configuration.
 //
 //   select_split FATBIN [--score-threads N] [--chunk N] [--select-threads N] [--policy mean|quest]
-//                [--check] [--cold] [--cold-code] [--stamps]
+//                [--check] [--cold] [--cold-code] [--stamps] [--only I,J,...] [--launch-only]
 //
 // --score-threads, --chunk and --select-threads are GSA_SCORE_THREADS, GSA_SCORE_CHUNK and
 // GSA_SELECT_THREADS of the build that made FATBIN (the launches depend on them; an older
@@ -25,6 +25,10 @@
 // attention kernel and the layer's GEMMs run between two selections). With --stamps, the
 // same before each stamped launch.
 //
+// --only: the configurations of those indices (0-based, in the order printed) alone.
+// --launch-only: no timing; the fused kernel launched five times per configuration, then the
+// next (for a profiler: tests/bench/profile_select.sh runs Nsight Compute on it).
+//
 // --stamps: where the fused kernel's time goes, from a fatbin instrumented with clock
 // stamps (sparse/kernel_common.cuh, GSA_STAMPS): each stamped launch follows the
 // evictions of --cold or --cold-code when given, else a launch of its own (warm: code
@@ -40,6 +44,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <string>
 #include <vector>
 
 #include "preload/config.h"
@@ -244,7 +249,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int policy = GSA_POLICY_MEAN;
-	bool check = false;
+	bool check = false, launch_only = false;
+	const char *only = NULL;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--score-threads") && i + 1 < argc)
 			score_threads = select_threads = atoi(argv[++i]), chunk = score_threads / 32 * GSA_WARP_BLOCKS;
@@ -262,6 +268,15 @@ int main(int argc, char **argv)
 			cold = thrash = true;
 		else if (!strcmp(argv[i], "--stamps"))
 			stamps = true;
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
+		else if (!strcmp(argv[i], "--launch-only"))
+			launch_only = true;
+
+		else {
+			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
+			return 2;
+		}
 	}
 	CK(cudaFree(0));
 	FILE *f = fopen(argv[1], "rb");
@@ -294,6 +309,13 @@ int main(int argc, char **argv)
 	const int cfg[][3] = {{8, 32768, 0}, {8, 131072, 0}, {32, 32768, 0}, {32, 131072, 0}, {64, 32768, 0},
 			      {64, 131072, 0}, {1, 32768, 0}, {8, 8192, 0}, {32, 8192, 8192}};
 	for (auto &c : cfg) {
+		if (only) {
+			char key[16];
+			snprintf(key, sizeof key, ",%d,", (int)(&c - cfg));
+			std::string list = std::string(",") + only + ",";
+			if (list.find(key) == std::string::npos)
+				continue;
+		}
 		int batch = c[0], ctx = c[1], nb = ctx / BS, cols = c[2] ? c[2] : nb + 4;
 		int64_t blocks = (int64_t)batch * nb + 1;
 		size_t kv_elems = (size_t)blocks * 2 * BS * row;
@@ -341,51 +363,58 @@ int main(int argc, char **argv)
 		a.arrivals = arrivals;
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
-		if (stamps) {
-			printf("batch %2d ctx %6d: ", batch, ctx);
-			print_stamps(a, st);
-		}
-		double t_score = time_us(true, false, a, st);
-		double t_select = time_us(false, true, a, st);
-		double t_both = time_us(true, true, a, st);
-		double mb = (double)batch * (nb - 3) * row * (policy == GSA_POLICY_QUEST ? 4 : 2) / 1e6;
-		printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  %s %8.1f us  (repr MB at bf16: %.0f)%s\n",
-		       batch, ctx, nb, t_score, t_select, f_fused ? "fused" : "both", t_both, mb,
-		       c[2] ? "  (table 8192 blocks wide)" : "");
-		if (&c == &cfg[0])
-			printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
-		fflush(stdout);
-		if (check && &c == &cfg[0]) {
-			std::vector<uint16_t> hkv(kv_elems), hq((size_t)batch * Hq * D);
-			std::vector<int32_t> gs((size_t)batch * cols), rs((size_t)batch * cols, -1), gl(batch), rl(batch);
-			CK(cudaMemcpy(hkv.data(), kv, kv_elems * 2, cudaMemcpyDeviceToHost));
-			CK(cudaMemcpy(hq.data(), q, hq.size() * 2, cudaMemcpyDeviceToHost));
-			CK(cudaMemcpy(gs.data(), shadow, gs.size() * 4, cudaMemcpyDeviceToHost));
-			CK(cudaMemcpy(gl.data(), slens, batch * 4, cudaMemcpyDeviceToHost));
-			gsa_select_args h = a;
-			h.query = hq.data(), h.key_cache = hkv.data(), h.block_table = ht.data();
-			h.seq_lens = hl.data(), h.shadow_table = rs.data(), h.shadow_lens = rl.data();
-			if (gsa_select_ref(&h) != 0) {
-				printf("CHECK FAIL: reference refused\n");
-				return 1;
+		if (launch_only) {
+			for (int i = 0; i < 5; i++)
+				launch(true, true, a, st);
+			CK(cudaStreamSynchronize(st));
+			printf("batch %2d ctx %6d: 5 launches of the fused kernel\n", batch, ctx);
+		} else {
+			if (stamps) {
+				printf("batch %2d ctx %6d: ", batch, ctx);
+				print_stamps(a, st);
 			}
-			int keep = 0, diff_rows = 0, diff_cells = 0;
-			for (int s = 0; s < batch; s++) {
-				int k = (rl[s] + BS - 1) / BS;
-				std::vector<int32_t> g(gs.begin() + (size_t)s * cols, gs.begin() + (size_t)s * cols + k);
-				std::vector<int32_t> r(rs.begin() + (size_t)s * cols, rs.begin() + (size_t)s * cols + k);
-				bool order = g == r;
-				std::sort(g.begin(), g.end());
-				std::sort(r.begin(), r.end());
-				std::vector<int32_t> only;
-				std::set_difference(g.begin(), g.end(), r.begin(), r.end(), std::back_inserter(only));
-				keep = k;
-				diff_rows += !order || gl[s] != rl[s];
-				diff_cells += (int)only.size();
+			double t_score = time_us(true, false, a, st);
+			double t_select = time_us(false, true, a, st);
+			double t_both = time_us(true, true, a, st);
+			double mb = (double)batch * (nb - 3) * row * (policy == GSA_POLICY_QUEST ? 4 : 2) / 1e6;
+			printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  %s %8.1f us  (repr MB at bf16: %.0f)%s\n",
+			       batch, ctx, nb, t_score, t_select, f_fused ? "fused" : "both", t_both, mb,
+			       c[2] ? "  (table 8192 blocks wide)" : "");
+			if (&c == &cfg[0])
+				printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
+			fflush(stdout);
+			if (check && &c == &cfg[0]) {
+				std::vector<uint16_t> hkv(kv_elems), hq((size_t)batch * Hq * D);
+				std::vector<int32_t> gs((size_t)batch * cols), rs((size_t)batch * cols, -1), gl(batch), rl(batch);
+				CK(cudaMemcpy(hkv.data(), kv, kv_elems * 2, cudaMemcpyDeviceToHost));
+				CK(cudaMemcpy(hq.data(), q, hq.size() * 2, cudaMemcpyDeviceToHost));
+				CK(cudaMemcpy(gs.data(), shadow, gs.size() * 4, cudaMemcpyDeviceToHost));
+				CK(cudaMemcpy(gl.data(), slens, batch * 4, cudaMemcpyDeviceToHost));
+				gsa_select_args h = a;
+				h.query = hq.data(), h.key_cache = hkv.data(), h.block_table = ht.data();
+				h.seq_lens = hl.data(), h.shadow_table = rs.data(), h.shadow_lens = rl.data();
+				if (gsa_select_ref(&h) != 0) {
+					printf("CHECK FAIL: reference refused\n");
+					return 1;
+				}
+				int keep = 0, diff_rows = 0, diff_cells = 0;
+				for (int s = 0; s < batch; s++) {
+					int k = (rl[s] + BS - 1) / BS;
+					std::vector<int32_t> g(gs.begin() + (size_t)s * cols, gs.begin() + (size_t)s * cols + k);
+					std::vector<int32_t> r(rs.begin() + (size_t)s * cols, rs.begin() + (size_t)s * cols + k);
+					bool order = g == r;
+					std::sort(g.begin(), g.end());
+					std::sort(r.begin(), r.end());
+					std::vector<int32_t> only;
+					std::set_difference(g.begin(), g.end(), r.begin(), r.end(), std::back_inserter(only));
+					keep = k;
+					diff_rows += !order || gl[s] != rl[s];
+					diff_cells += (int)only.size();
+				}
+				printf("CHECK %s: %d of %d rows differ from the C reference (%d blocks of %d kept "
+				       "per row swapped in all; near-ties can swap a few)\n",
+				       diff_rows ? "NOTE" : "PASS", diff_rows, batch, diff_cells, keep);
 			}
-			printf("CHECK %s: %d of %d rows differ from the C reference (%d blocks of %d kept "
-			       "per row swapped in all; near-ties can swap a few)\n",
-			       diff_rows ? "NOTE" : "PASS", diff_rows, batch, diff_cells, keep);
 		}
 		cudaFree(kv), cudaFree(q), cudaFree(table), cudaFree(shadow), cudaFree(scores);
 		cudaFree(lens), cudaFree(slens), cudaFree(repr), cudaFree(fps), cudaFree(arrivals);
