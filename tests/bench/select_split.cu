@@ -272,7 +272,6 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--launch-only"))
 			launch_only = true;
-
 		else {
 			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
 			return 2;

@@ -58,7 +58,7 @@ def main():
         return compare(args[0], sys.argv[i + 1], target_only)
     path = args[0] if args else "tests/bench/results/decode_attention.jsonl"
     rows = load(path)
-    rows.sort(key=lambda r: (r["kernel"], r["block_size"], r["context"], r["batch"]))
+    rows.sort(key=key)
     print("| kernel | block | batch | context | dense µs | oracle µs | GSA µs | speed-up (dense/GSA) | GSA / oracle |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
