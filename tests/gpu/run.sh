@@ -14,8 +14,8 @@
 # that would start after it are failed as not run), GPU_BENCH_ROUNDS (benchmark processes
 # without and with the library, default 3 each), GPU_BENCH_LAUNCHES (per path and
 # configuration, default 100000), GPU_BENCH_BATCH (launches per timed batch, default 32),
-# GPU_BENCH_TARGET_NS (default 50), PYTHON (default python3), CUDA_HOME (default
-# /usr/local/cuda).
+# GPU_BENCH_TARGET_NS (default 50), GPU_STAGES (stage functions to run, default all; see
+# select_stages), PYTHON (default python3), CUDA_HOME (default /usr/local/cuda).
 #
 # Adding a stage: define a function that reports each check with pass/fail (helpers below:
 # run_step, py_check, pick_trace, trace_table) and append it to TEST_STAGES or BENCH_STAGES,
@@ -299,6 +299,34 @@ stage_library() {
 
 # build_programs NAME...: nvcc builds of the programs named (in parallel); BUILT_<name>=1 for
 # each that built.
+# GPU_STAGES (stage function names): of the mode's stages, those alone, in the mode's order,
+# and of the programs only those they run (launch_paths_* for stage_launch_paths,
+# launch_overhead for stage_bench). A name that is no stage of the mode fails the run's check
+# "GPU_STAGES". Sets the caller's stages and progs.
+select_stages() {
+	local want=" $GPU_STAGES " kept=() name st
+	for st in "${stages[@]}"; do
+		case $want in *" $st "*) kept+=("$st") ;; esac
+	done
+	for name in $GPU_STAGES; do
+		case " ${stages[*]} " in
+		*" $name "*) ;;
+		*) fail "GPU_STAGES" "$name is not a stage of this mode (${stages[*]})" ;;
+		esac
+	done
+	stages=("${kept[@]}")
+	local p
+	kept=()
+	for p in "${progs[@]}"; do
+		case $p in
+		launch_paths_*) case $want in *" stage_launch_paths "*) kept+=("$p") ;; esac ;;
+		launch_overhead) case $want in *" stage_bench "*) kept+=("$p") ;; esac ;;
+		*) kept+=("$p") ;;
+		esac
+	done
+	progs=("${kept[@]}")
+}
+
 build_programs() {
 	section "building CUDA programs ($ARCH)"
 	if ! command -v nvcc >/dev/null 2>&1; then
@@ -719,6 +747,9 @@ main() {
 		bench) progs=(launch_overhead)
 			stages=("${BENCH_STAGES[@]}") ;;
 		esac
+		if [ -n "${GPU_STAGES:-}" ]; then
+			select_stages
+		fi
 		build_programs "${progs[@]}"
 		local s
 		for s in "${stages[@]}"; do
