@@ -1,6 +1,7 @@
 // GSA block selection on the GPU: one kernel launched on the attention launch's own stream
 // (so it is captured into CUDA graphs with the attention it serves), grid
-// (ceil(bt_stride / GSA_SCORE_CHUNK), num_seqs), GSA_SCORE_THREADS threads:
+// (num_seqs, ceil(bt_stride / GSA_SCORE_CHUNK)) (kernel_common.cuh's grid_seq and grid_chunk),
+// GSA_SCORE_THREADS threads:
 //
 //   scoring (score_chunk.cuh): each CTA takes a chunk of one sequence's logical blocks. For
 //       every full middle block it checks the block's stored representation against a
@@ -67,7 +68,7 @@ gsa_score_select(const gsa_select_args a)
 	extern __shared__ float qbar[];  // [num_kv_heads * head_size]
 	__shared__ select_shared sh;
 	__shared__ bool last;
-	const int s = blockIdx.y;
+	const int s = grid_seq();
 	GSA_STAMP(0);
 	const seq_shape shape = load_shape(a, s);
 	chunk_pre pre;
@@ -75,10 +76,10 @@ gsa_score_select(const gsa_select_args a)
 	const gsa_budget p = plan_shape(a, shape);
 	GSA_STAMP(1);
 	const int parts = participants(a, p);
-	if ((int)blockIdx.x >= parts)
+	if (grid_chunk() >= parts)
 		return;
 	load_block_words(a, p, pre);
-	if (a.stats_dev && blockIdx.x == 0 && threadIdx.x == 0)
+	if (a.stats_dev && grid_chunk() == 0 && threadIdx.x == 0)
 		stats_started(a);
 	score_chunk(a, s, shape, p, qbar, pre);
 	if (parts == 1) {
@@ -110,7 +111,7 @@ extern "C" __global__ void __launch_bounds__(GSA_SCORE_THREADS)
 gsa_score(const gsa_select_args a)
 {
 	extern __shared__ float qbar[];
-	const int s = blockIdx.y;
+	const int s = grid_seq();
 	const seq_shape shape = load_shape(a, s);
 	chunk_pre pre;
 	load_chunk_pre(a, s, shape, pre);

@@ -24,6 +24,21 @@ __device__ __forceinline__ seq_shape load_shape(const gsa_select_args &a, int s)
 	return r;
 }
 
+// The scoring grid is (num_seqs, chunks): the hardware hands out CTAs in the order of their
+// linear index, x fastest, so every sequence's first chunks start before any sequence's
+// later ones. Engines size the block table for the model's maximum length, and the chunks
+// past a sequence's blocks leave at once; ordered by sequence first, those of the first
+// sequences took multiprocessors while the blocks of the last ones waited for a wave.
+__device__ __forceinline__ int grid_seq()
+{
+	return blockIdx.x;
+}
+
+__device__ __forceinline__ int grid_chunk()
+{
+	return blockIdx.y;
+}
+
 __device__ __forceinline__ gsa_budget plan_shape(const gsa_select_args &a, const seq_shape &sh)
 {
 	return gsa_plan(sh.len, sh.qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,
@@ -57,8 +72,8 @@ __device__ __forceinline__ unsigned long long gpu_clock_ns()
 __device__ unsigned long long gsa_stamps[64 * 256 * GSA_STAMP_POINTS];
 #define GSA_STAMP(i)                                                                           \
 	do {                                                                                   \
-		if (threadIdx.x == 0 && blockIdx.y < 64 && blockIdx.x < 256)                        \
-			gsa_stamps[((size_t)blockIdx.y * 256 + blockIdx.x) * GSA_STAMP_POINTS + (i)] = \
+		if (threadIdx.x == 0 && blockIdx.x < 64 && blockIdx.y < 256)                        \
+			gsa_stamps[((size_t)blockIdx.x * 256 + blockIdx.y) * GSA_STAMP_POINTS + (i)] = \
 				gpu_clock_ns();                                                \
 	} while (0)
 /* The same once x (a 64-bit value) has arrived. */

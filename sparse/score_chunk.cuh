@@ -311,7 +311,7 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 					       chunk_pre &c)
 {
 	const int lane = threadIdx.x % 32;
-	const int b = blockIdx.x * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
+	const int b = grid_chunk() * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
 	c.phys = -1;
 	c.stored = 0;
 	c.words = {};
@@ -336,7 +336,7 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const gsa_budget &p, chunk_pre &c)
 {
 	const int lane = threadIdx.x % 32;
-	const int b = blockIdx.x * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
+	const int b = grid_chunk() * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
 	const bool middle = p.sparse && lane < GSA_WARP_BLOCKS && b >= a.sink_blocks &&
 			    b < p.n - a.local_blocks;
 	if (!middle || c.phys < 0 || c.phys >= a.num_phys_blocks)
@@ -355,14 +355,14 @@ __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const
 }
 
 // One CTA of GSA_SCORE_THREADS: the scores of sequence s's middle blocks in chunk
-// blockIdx.x (GSA_SCORE_CHUNK logical blocks), written to a.scores. qbar: shared memory
+// grid_chunk() (GSA_SCORE_CHUNK logical blocks), written to a.scores. qbar: shared memory
 // for the group-mean query, GSA_SCORE_SMEM(num_kv_heads * head_size) bytes (its floats,
 // then its scaled fp16 copy); pre: this thread's load_chunk_pre and load_block_words. Every thread of the CTA
 // calls it (it synchronises the CTA when the chunk has blocks to score).
 __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &shape, const gsa_budget &p,
 			    float *qbar, const chunk_pre &pre)
 {
-	const int first = blockIdx.x * GSA_SCORE_CHUNK;
+	const int first = grid_chunk() * GSA_SCORE_CHUNK;
 	const int mid_end = p.n - a.local_blocks;
 	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
 		return;

@@ -96,7 +96,9 @@ static bool geometry_ok(const struct gsa_attention *a)
 	       /* the kernels load keys and queries 16 bytes at a time */
 	       a->q_stride_token % 8 == 0 && a->q_stride_kvhead % 8 == 0 &&
 	       a->q_stride_member % 8 == 0 && a->query % 16 == 0 && a->key_cache % 16 == 0 &&
-	       (a->q_stride_head >= a->head_size || a->q_stride_member) && a->block_table_stride >= 1;
+	       (a->q_stride_head >= a->head_size || a->q_stride_member) && a->block_table_stride >= 1 &&
+	       /* the grid's y dimension counts the table's chunks (gsa_kernels.cu) */
+	       (a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK <= 65535;
 }
 
 bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, struct gsa_rewrite *rw)
@@ -176,7 +178,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	}
 	unsigned chunks = (unsigned)((a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
 	unsigned smem = (unsigned)GSA_SCORE_SMEM(a->num_kv_heads * a->head_size);
-	if (launch_aux(l, kv->mod->score_select, chunks, (unsigned)a->num_seqs, GSA_SCORE_THREADS,
+	if (launch_aux(l, kv->mod->score_select, (unsigned)a->num_seqs, chunks, GSA_SCORE_THREADS,
 		       smem, &args) != CUDA_SUCCESS)
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH, cap);
 

@@ -5,6 +5,7 @@
 //
 //   select_split FATBIN [--score-threads N] [--chunk N] [--select-threads N] [--policy mean|quest]
 //                [--check] [--cold] [--cold-code] [--stamps] [--only I,J,...] [--launch-only]
+//                [--seq-major]
 //
 // --score-threads, --chunk and --select-threads are GSA_SCORE_THREADS, GSA_SCORE_CHUNK and
 // GSA_SELECT_THREADS of the build that made FATBIN (the launches depend on them; an older
@@ -25,6 +26,8 @@
 // attention kernel and the layer's GEMMs run between two selections). With --stamps, the
 // same before each stamped launch.
 //
+// --seq-major: the grid as (chunks, sequences), for a FATBIN built before the scoring grid
+// became (sequences, chunks) (kernel_common.cuh's grid_seq).
 // --only: the configurations of those indices (0-based, in the order printed) alone.
 // --launch-only: no timing; the fused kernel launched five times per configuration, then the
 // next (for a profiler: tests/bench/profile_select.sh runs Nsight Compute on it).
@@ -85,18 +88,22 @@ static CUfunction f_score, f_select, f_fused; /* f_fused: NULL in builds before 
 static int score_threads = GSA_SCORE_THREADS;
 static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
+static bool seq_major; /* --seq-major */
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
 	void *params[] = {&a};
 	unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
 	unsigned smem = (unsigned)GSA_SCORE_SMEM(a.num_kv_heads * a.head_size);
+	// (sequences, chunks): kernel_common.cuh's grid_seq and grid_chunk (--seq-major: the
+	// order of builds before it, (chunks, sequences)).
+	const unsigned x = seq_major ? gx : (unsigned)a.num_seqs, y = seq_major ? (unsigned)a.num_seqs : gx;
 	if (score && select && f_fused) {
-		CD(cuLaunchKernel(f_fused, gx, a.num_seqs, 1, score_threads, 1, 1, smem, st, params, NULL));
+		CD(cuLaunchKernel(f_fused, x, y, 1, score_threads, 1, 1, smem, st, params, NULL));
 		return;
 	}
 	if (score)
-		CD(cuLaunchKernel(f_score, gx, a.num_seqs, 1, score_threads, 1, 1, smem, st, params, NULL));
+		CD(cuLaunchKernel(f_score, x, y, 1, score_threads, 1, 1, smem, st, params, NULL));
 	if (select)
 		CD(cuLaunchKernel(f_select, a.num_seqs, 1, 1, select_threads, 1, 1, 0, st, params, NULL));
 }
@@ -272,6 +279,8 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--launch-only"))
 			launch_only = true;
+		else if (!strcmp(argv[i], "--seq-major"))
+			seq_major = true;
 		else {
 			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
 			return 2;

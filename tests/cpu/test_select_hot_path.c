@@ -16,6 +16,7 @@
 #include "preload/kernel_table.h"
 #include "preload/log.h"
 #include "preload/state.h"
+#include "sparse/select_args.h"
 #include "preload/trace.h"
 #include "sparse/buffers.h"
 #include "sparse/module.h"
@@ -68,10 +69,14 @@ static CUresult fake_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
 			    unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
 			    void **extra)
 {
-	(void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shmem, (void)extra;
+	(void)bx, (void)by, (void)bz, (void)shmem, (void)extra;
 	n_launch++;
 	if (s != launch_stream || !params || f != module.score_select)
 		n_launch += 1000; /* shows up as a wrong count */
+	/* The grid is (sequences, chunks of the table's width): kernel_common.cuh's grid_seq and
+	 * grid_chunk read it so (decode_batch: 8 sequences, a table 8320 blocks wide). */
+	if (gx != 8 || gy != (8320 + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK || gz != 1)
+		n_launch += 1000;
 	return CUDA_SUCCESS;
 }
 
