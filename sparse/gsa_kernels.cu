@@ -1,7 +1,7 @@
 // GSA block selection on the GPU: one kernel launched on the attention launch's own stream
 // (so it is captured into CUDA graphs with the attention it serves), grid
-// (num_seqs, ceil(bt_stride / GSA_SCORE_CHUNK)) (kernel_common.cuh's grid_seq and grid_chunk),
-// GSA_SCORE_THREADS threads:
+// (num_seqs, ceil(bt_stride / chunk)) (kernel_common.cuh's grid_seq and grid_chunk; a chunk
+// is GSA_SCORE_WARPS x a.warp_blocks logical blocks), GSA_SCORE_THREADS threads:
 //
 //   scoring (score_chunk.cuh): each CTA takes a chunk of one sequence's logical blocks. For
 //       every full middle block it checks the block's stored representation against a
@@ -51,7 +51,8 @@ __device__ __forceinline__ int participants(const gsa_select_args &a, const gsa_
 {
 	if (!p.sparse)
 		return 1;
-	return (p.n - a.local_blocks + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK; /* >= 1 middle block */
+	const int chunk = chunk_blocks(a);
+	return (p.n - a.local_blocks + chunk - 1) / chunk; /* >= 1 middle block */
 }
 
 // atomicAdd(p, 1) with acquire-release semantics at GPU scope; returns the old value.

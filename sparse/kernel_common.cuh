@@ -39,6 +39,18 @@ __device__ __forceinline__ int grid_chunk()
 	return blockIdx.y;
 }
 
+// Middle blocks each warp of a scoring CTA takes (the host's gsa_warp_blocks), and so the
+// logical blocks of a chunk, one CTA's share of a row.
+__device__ __forceinline__ int warp_blocks(const gsa_select_args &a)
+{
+	return a.warp_blocks >= 1 && a.warp_blocks <= GSA_WARP_BLOCKS ? a.warp_blocks : GSA_WARP_BLOCKS;
+}
+
+__device__ __forceinline__ int chunk_blocks(const gsa_select_args &a)
+{
+	return GSA_SCORE_WARPS * warp_blocks(a);
+}
+
 __device__ __forceinline__ gsa_budget plan_shape(const gsa_select_args &a, const seq_shape &sh)
 {
 	return gsa_plan(sh.len, sh.qlen, a.block_size, a.ratio, a.sink_blocks, a.local_blocks,

@@ -22,6 +22,22 @@ bool gsa_module_built(void)
 	return (uintptr_t)gsa_fatbin_end > (uintptr_t)gsa_fatbin_start;
 }
 
+/* Multiprocessors of the current context's device (sizes the selection's grid), 0 when the
+ * driver does not say. */
+static int device_sms(void)
+{
+	typedef CUresult (*dev_fn)(CUdevice *);
+	dev_fn get_dev = (dev_fn)gsa_driver_sym("cuCtxGetDevice");
+	const struct gsa_driver_api *d = gsa_driver();
+	CUdevice dev;
+	int sms = 0;
+	if (!get_dev || !d->device_get_attribute || get_dev(&dev) != CUDA_SUCCESS ||
+	    d->device_get_attribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != CUDA_SUCCESS ||
+	    sms < 0)
+		return 0;
+	return sms;
+}
+
 const struct gsa_module *gsa_module_current(void)
 {
 	typedef CUresult (*ctx_fn)(CUcontext *);
@@ -56,6 +72,8 @@ const struct gsa_module *gsa_module_current(void)
 		if (r == CUDA_SUCCESS &&
 		    get(&m->score_select, m->module, "gsa_score_select") != CUDA_SUCCESS)
 			r = CUDA_ERROR_NOT_FOUND;
+		if (r == CUDA_SUCCESS)
+			m->num_sms = device_sms();
 		if (r != CUDA_SUCCESS) {
 			m->module = NULL; /* remembered: this context runs dense */
 			gsa_log(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN,

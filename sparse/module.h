@@ -10,6 +10,7 @@ struct gsa_module {
 	CUcontext ctx;
 	CUmodule module;
 	CUfunction score_select; /* gsa_kernels.cu */
+	int num_sms;             /* the context's device's multiprocessors, 0 if unknown */
 };
 
 /* The module for the calling thread's current context, loading it if needed; NULL when it

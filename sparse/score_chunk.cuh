@@ -283,8 +283,8 @@ __device__ void score_blocks_quest(const gsa_select_args &a, const int64_t *phys
 
 
 // The loads a scoring CTA starts before it knows its sequence's length, so that they
-// overlap the length's instead of following it: each lane < GSA_WARP_BLOCKS of warp w
-// loads the table entry of logical block first + w * GSA_WARP_BLOCKS + lane of the chunk,
+// overlap the length's instead of following it: each lane < wb (warp_blocks) of warp w
+// loads the table entry of logical block first + w * wb + lane of the chunk,
 // and each thread its first eight channels of the query for up to four group members.
 // Only these: a CTA past the sequence's blocks (the grid spans the table's width, often a
 // model's maximum length) then leaves after one round trip, as it would after the length.
@@ -310,12 +310,12 @@ __device__ __forceinline__ const uint16_t *query_of(const gsa_select_args &a, in
 __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, const seq_shape &shape,
 					       chunk_pre &c)
 {
-	const int lane = threadIdx.x % 32;
-	const int b = grid_chunk() * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
+	const int lane = threadIdx.x % 32, wb = warp_blocks(a);
+	const int b = grid_chunk() * chunk_blocks(a) + threadIdx.x / 32 * wb + lane;
 	c.phys = -1;
 	c.stored = 0;
 	c.words = {};
-	if (lane < GSA_WARP_BLOCKS && b < a.bt_stride)
+	if (lane < wb && b < a.bt_stride)
 		c.phys = __ldg(a.block_table + (int64_t)s * a.bt_stride + b);
 	const int row = a.num_kv_heads * a.head_size, c0 = threadIdx.x * 8;
 	if (query_preloaded(a) && c0 < row) {
@@ -335,9 +335,9 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 // L / 8 + 4, ... of block L % 8's row.
 __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const gsa_budget &p, chunk_pre &c)
 {
-	const int lane = threadIdx.x % 32;
-	const int b = grid_chunk() * GSA_SCORE_CHUNK + threadIdx.x / 32 * GSA_WARP_BLOCKS + lane;
-	const bool middle = p.sparse && lane < GSA_WARP_BLOCKS && b >= a.sink_blocks &&
+	const int lane = threadIdx.x % 32, wb = warp_blocks(a);
+	const int b = grid_chunk() * chunk_blocks(a) + threadIdx.x / 32 * wb + lane;
+	const bool middle = p.sparse && lane < wb && b >= a.sink_blocks &&
 			    b < p.n - a.local_blocks;
 	if (!middle || c.phys < 0 || c.phys >= a.num_phys_blocks)
 		c.phys = -1;
@@ -355,21 +355,22 @@ __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const
 }
 
 // One CTA of GSA_SCORE_THREADS: the scores of sequence s's middle blocks in chunk
-// grid_chunk() (GSA_SCORE_CHUNK logical blocks), written to a.scores. qbar: shared memory
+// grid_chunk() (chunk_blocks logical blocks), written to a.scores. qbar: shared memory
 // for the group-mean query, GSA_SCORE_SMEM(num_kv_heads * head_size) bytes (its floats,
 // then its scaled fp16 copy); pre: this thread's load_chunk_pre and load_block_words. Every thread of the CTA
 // calls it (it synchronises the CTA when the chunk has blocks to score).
 __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &shape, const gsa_budget &p,
 			    float *qbar, const chunk_pre &pre)
 {
-	const int first = grid_chunk() * GSA_SCORE_CHUNK;
+	const int wb = warp_blocks(a), first = grid_chunk() * chunk_blocks(a);
 	const int mid_end = p.n - a.local_blocks;
-	if (!p.sparse || first >= mid_end || first + GSA_SCORE_CHUNK <= a.sink_blocks)
+	if (!p.sparse || first >= mid_end || first + chunk_blocks(a) <= a.sink_blocks)
 		return;
 
-	// This lane's block, if it is a middle one (its loads are in flight: load_block_words).
+	// This lane's block, if it is a middle one (its loads are in flight: load_block_words;
+	// lanes >= wb have none).
 	const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	const int b0 = first + warp * GSA_WARP_BLOCKS;
+	const int b0 = first + warp * wb;
 	const int64_t my_phys = pre.phys;
 	const fp_words &words = pre.words;
 	const uint64_t stored = pre.stored;
@@ -474,7 +475,7 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &sh
 			if (lane == i)
 				mine = score[i];
 	}
-	if (lane < GSA_WARP_BLOCKS) {
+	if (lane < wb) {
 		int b = b0 + lane;
 		if (b >= a.sink_blocks && b < mid_end)
 			a.scores[(int64_t)s * a.bt_stride + b] = my_phys >= 0 ? mine : -3.0e38f;

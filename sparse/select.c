@@ -97,7 +97,8 @@ static bool geometry_ok(const struct gsa_attention *a)
 	       a->q_stride_token % 8 == 0 && a->q_stride_kvhead % 8 == 0 &&
 	       a->q_stride_member % 8 == 0 && a->query % 16 == 0 && a->key_cache % 16 == 0 &&
 	       (a->q_stride_head >= a->head_size || a->q_stride_member) && a->block_table_stride >= 1 &&
-	       /* the grid's y dimension counts the table's chunks (gsa_kernels.cu) */
+	       /* the grid's y dimension counts the table's chunks (gsa_kernels.cu; smaller
+	        * chunks than the largest only for grids of one wave) */
 	       (a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK <= 65535;
 }
 
@@ -176,7 +177,9 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 			args.stats_dev = gsa_stats_dev(st);
 		}
 	}
-	unsigned chunks = (unsigned)((a->block_table_stride + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
+	args.warp_blocks = gsa_warp_blocks(a->num_seqs, a->block_table_stride, kv->mod->num_sms);
+	int64_t chunk = (int64_t)GSA_SCORE_WARPS * args.warp_blocks;
+	unsigned chunks = (unsigned)((a->block_table_stride + chunk - 1) / chunk);
 	unsigned smem = (unsigned)GSA_SCORE_SMEM(a->num_kv_heads * a->head_size);
 	if (launch_aux(l, kv->mod->score_select, (unsigned)a->num_seqs, chunks, GSA_SCORE_THREADS,
 		       smem, &args) != CUDA_SUCCESS)

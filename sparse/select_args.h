@@ -52,6 +52,9 @@ struct gsa_select_args {
 	/* Per sequence row: scoring CTAs of the running launch that have finished (the last one
 	 * selects, and sets it back to 0). Zeroed when allocated. */
 	uint32_t *arrivals;
+	/* Middle blocks each warp of a scoring CTA takes, 1 to GSA_WARP_BLOCKS (gsa_warp_blocks;
+	 * 0 reads as GSA_WARP_BLOCKS). */
+	int32_t warp_blocks;
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
@@ -70,7 +73,28 @@ struct gsa_select_args {
 #ifndef GSA_SCORE_THREADS
 #define GSA_SCORE_THREADS 512
 #endif
-#define GSA_SCORE_CHUNK (GSA_SCORE_THREADS / 32 * GSA_WARP_BLOCKS)
+#define GSA_SCORE_WARPS (GSA_SCORE_THREADS / 32)
+/* The largest chunk (GSA_WARP_BLOCKS blocks a warp). */
+#define GSA_SCORE_CHUNK (GSA_SCORE_WARPS * GSA_WARP_BLOCKS)
+
+/* Blocks a warp scores for a launch of num_seqs rows of a table bt_stride blocks wide on a
+ * GPU of num_sms multiprocessors (0: unknown): the fewest (1, 2, 4) whose grid of
+ * num_seqs x ceil(bt_stride / (GSA_SCORE_WARPS x that)) CTAs still fits in one wave (one
+ * CTA a multiprocessor), else GSA_WARP_BLOCKS. Reading the representations is bound by
+ * what each multiprocessor keeps in flight (select_split.txt), so a launch with few blocks
+ * (large blocks, short tables) spreads them over more multiprocessors: at 128-token blocks,
+ * batch 8 and 32K, 16 CTAs of 128 blocks read 128 KB each. Decided from the table's width,
+ * which the host knows, not from the lengths, which only the GPU does: a table as wide as
+ * an engine's maximum length keeps the full chunk, as before. */
+static inline int gsa_warp_blocks(int64_t num_seqs, int64_t bt_stride, int64_t num_sms)
+{
+	for (int w = 1; w < GSA_WARP_BLOCKS; w *= 2) {
+		int64_t chunk = (int64_t)GSA_SCORE_WARPS * w;
+		if (num_seqs * ((bt_stride + chunk - 1) / chunk) <= num_sms)
+			return w;
+	}
+	return GSA_WARP_BLOCKS;
+}
 /* Dynamic shared memory of a scoring CTA for rows of `row` channels: the group-mean query
  * in float, then scaled to fp16 (score_chunk.cuh). */
 #define GSA_SCORE_SMEM(row) ((row) * 6)

@@ -1,11 +1,11 @@
 // Where the selection's time goes: the scoring and the selection kernels of a fatbin
 // (build/sparse/gsa_kernels_split.fatbin, or an older build's) timed apart and together on
 // synthetic decode batches, and their shadow tables checked against the C reference
-// (sparse/select_ref.c) on the first configuration.
+// (sparse/select_ref.c) on the first configuration and those with larger blocks.
 //
 //   select_split FATBIN [--score-threads N] [--chunk N] [--select-threads N] [--policy mean|quest]
 //                [--check] [--cold] [--cold-code] [--stamps] [--only I,J,...] [--launch-only]
-//                [--seq-major]
+//                [--seq-major] [--warp-blocks N]
 //
 // --score-threads, --chunk and --select-threads are GSA_SCORE_THREADS, GSA_SCORE_CHUNK and
 // GSA_SELECT_THREADS of the build that made FATBIN (the launches depend on them; an older
@@ -28,6 +28,9 @@
 //
 // --seq-major: the grid as (chunks, sequences), for a FATBIN built before the scoring grid
 // became (sequences, chunks) (kernel_common.cuh's grid_seq).
+// --warp-blocks N: blocks a scoring warp takes, instead of what the library would choose
+// (gsa_warp_blocks for this GPU's multiprocessors); 8 for a FATBIN built before the choice
+// (its chunk is then --chunk's).
 // --only: the configurations of those indices (0-based, in the order printed) alone.
 // --launch-only: no timing; the fused kernel launched five times per configuration, then the
 // next (for a profiler: tests/bench/profile_select.sh runs Nsight Compute on it).
@@ -89,11 +92,14 @@ static int score_threads = GSA_SCORE_THREADS;
 static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
 static bool seq_major; /* --seq-major */
+static int warp_blocks_opt; /* --warp-blocks, 0: gsa_warp_blocks */
+static int num_sms;
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
 	void *params[] = {&a};
-	unsigned gx = (unsigned)((a.bt_stride + chunk - 1) / chunk);
+	const int64_t ch = a.warp_blocks ? (int64_t)score_threads / 32 * a.warp_blocks : chunk;
+	unsigned gx = (unsigned)((a.bt_stride + ch - 1) / ch);
 	unsigned smem = (unsigned)GSA_SCORE_SMEM(a.num_kv_heads * a.head_size);
 	// (sequences, chunks): kernel_common.cuh's grid_seq and grid_chunk (--seq-major: the
 	// order of builds before it, (chunks, sequences)).
@@ -281,12 +287,15 @@ int main(int argc, char **argv)
 			launch_only = true;
 		else if (!strcmp(argv[i], "--seq-major"))
 			seq_major = true;
+		else if (!strcmp(argv[i], "--warp-blocks") && i + 1 < argc)
+			warp_blocks_opt = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
 			return 2;
 		}
 	}
 	CK(cudaFree(0));
+	CK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
 	FILE *f = fopen(argv[1], "rb");
 	if (!f) {
 		perror(argv[1]);
@@ -310,12 +319,14 @@ int main(int argc, char **argv)
 		       (evict_n * sizeof(float4)) >> 20, thrash ? " and 256 KB of code run on every SM" : "");
 	}
 
-	const int Hq = 32, Hkv = 8, D = 128, BS = 16, row = Hkv * D;
-	// {batch, context, table width in blocks (0: the context's blocks + 4)}: the last row is
-	// an engine's table (as wide as a 128K maximum length) holding 8K sequences, where most
-	// CTAs of the grid find no blocks of theirs and must leave at once.
-	const int cfg[][3] = {{8, 32768, 0}, {8, 131072, 0}, {32, 32768, 0}, {32, 131072, 0}, {64, 32768, 0},
-			      {64, 131072, 0}, {1, 32768, 0}, {8, 8192, 0}, {32, 8192, 8192}};
+	const int Hq = 32, Hkv = 8, D = 128, row = Hkv * D;
+	// {batch, context, table width in blocks (0: the context's blocks + 4), block size}: row 8
+	// is an engine's table (as wide as a 128K maximum length at 16-token blocks) holding 8K
+	// sequences, where most CTAs of the grid find no blocks of theirs and must leave at once;
+	// rows 9 and 10 the decode bench's batch 8 / 32K at 128- and 64-token blocks.
+	const int cfg[][4] = {{8, 32768, 0, 16},  {8, 131072, 0, 16}, {32, 32768, 0, 16}, {32, 131072, 0, 16},
+			      {64, 32768, 0, 16}, {64, 131072, 0, 16}, {1, 32768, 0, 16},  {8, 8192, 0, 16},
+			      {32, 8192, 8192, 16}, {8, 32768, 0, 128}, {8, 32768, 0, 64}};
 	for (auto &c : cfg) {
 		if (only) {
 			char key[16];
@@ -324,6 +335,7 @@ int main(int argc, char **argv)
 			if (list.find(key) == std::string::npos)
 				continue;
 		}
+		const int BS = c[3];
 		int batch = c[0], ctx = c[1], nb = ctx / BS, cols = c[2] ? c[2] : nb + 4;
 		int64_t blocks = (int64_t)batch * nb + 1;
 		size_t kv_elems = (size_t)blocks * 2 * BS * row;
@@ -369,6 +381,7 @@ int main(int argc, char **argv)
 		a.repr = (decltype(a.repr))repr, a.fingerprints = fps, a.num_phys_blocks = blocks;
 		a.scores = scores, a.shadow_table = shadow, a.shadow_lens = slens;
 		a.arrivals = arrivals;
+		a.warp_blocks = warp_blocks_opt ? warp_blocks_opt : gsa_warp_blocks(batch, cols, num_sms);
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
 		if (launch_only) {
@@ -385,13 +398,16 @@ int main(int argc, char **argv)
 			double t_select = time_us(false, true, a, st);
 			double t_both = time_us(true, true, a, st);
 			double mb = (double)batch * (nb - 3) * row * (policy == GSA_POLICY_QUEST ? 4 : 2) / 1e6;
-			printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  %s %8.1f us  (repr MB at bf16: %.0f)%s\n",
+			printf("batch %2d ctx %6d blocks/seq %5d: score %8.1f us  select %7.1f us  %s %8.1f us  (repr MB at bf16: %.0f)%s",
 			       batch, ctx, nb, t_score, t_select, f_fused ? "fused" : "both", t_both, mb,
 			       c[2] ? "  (table 8192 blocks wide)" : "");
+			if (BS != 16)
+				printf("  (%d-token blocks)", BS);
+			printf("  [%d blocks a warp]\n", a.warp_blocks);
 			if (&c == &cfg[0])
 				printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
 			fflush(stdout);
-			if (check && &c == &cfg[0]) {
+			if (check && (&c == &cfg[0] || BS != 16)) {
 				std::vector<uint16_t> hkv(kv_elems), hq((size_t)batch * Hq * D);
 				std::vector<int32_t> gs((size_t)batch * cols), rs((size_t)batch * cols, -1), gl(batch), rl(batch);
 				CK(cudaMemcpy(hkv.data(), kv, kv_elems * 2, cudaMemcpyDeviceToHost));

@@ -30,6 +30,8 @@ struct gsa_config gsa_cfg = {.ratio = 0.3, .policy = GSA_POLICY_MEAN, .sink_bloc
 bool gsa_active = true, gsa_tracing = false;
 
 static int n_capture_query, n_launch, n_trace;
+static unsigned last_gy;
+static int last_warp_blocks;
 static CUstream launch_stream;
 static CUstreamCaptureStatus capture_status = CU_STREAM_CAPTURE_STATUS_NONE;
 
@@ -47,7 +49,7 @@ struct gsa_stats_host *gsa_stats_host_dev(const struct gsa_stats *s) { (void)s; 
 struct gsa_stats_dev *gsa_stats_dev(const struct gsa_stats *s) { (void)s; return NULL; }
 
 static int fake_score_select;
-static const struct gsa_module module = {NULL, NULL, (CUfunction)&fake_score_select};
+static struct gsa_module module = {NULL, NULL, (CUfunction)&fake_score_select, 0};
 const struct gsa_module *gsa_module_current(void) { return &module; }
 bool gsa_module_built(void) { return true; }
 
@@ -74,9 +76,14 @@ static CUresult fake_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
 	if (s != launch_stream || !params || f != module.score_select)
 		n_launch += 1000; /* shows up as a wrong count */
 	/* The grid is (sequences, chunks of the table's width): kernel_common.cuh's grid_seq and
-	 * grid_chunk read it so (decode_batch: 8 sequences, a table 8320 blocks wide). */
-	if (gx != 8 || gy != (8320 + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK || gz != 1)
+	 * grid_chunk read it so, with chunks of GSA_SCORE_WARPS x warp_blocks blocks. */
+	const struct gsa_select_args *args = params ? (const struct gsa_select_args *)params[0] : NULL;
+	int64_t chunk = args ? (int64_t)GSA_SCORE_WARPS * args->warp_blocks : 1;
+	if (!args || gx != (unsigned)args->num_seqs || gz != 1 ||
+	    gy != (unsigned)((args->bt_stride + chunk - 1) / chunk))
 		n_launch += 1000;
+	last_gy = gy;
+	last_warp_blocks = args ? args->warp_blocks : -1;
 	return CUDA_SUCCESS;
 }
 
@@ -138,6 +145,32 @@ int main(void)
 	CHECK(rw.block_table && rw.block_table != table && rw.seq_lens && rw.seq_lens != lens,
 	      "rewritten to the library's shadow buffers");
 	CHECK_EQ_U64(n_launch, 1);
+	/* No multiprocessor count known: the largest chunk (decode_batch: 8 sequences, a table
+	 * 8320 blocks wide). */
+	CHECK_EQ_U64(last_warp_blocks, GSA_WARP_BLOCKS);
+	CHECK_EQ_U64(last_gy, (8320 + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
+
+	/* The chunk shrinks only while the grid stays within one wave of the multiprocessors. */
+	CHECK_EQ_U64(gsa_warp_blocks(8, 259, 0), GSA_WARP_BLOCKS);
+	CHECK_EQ_U64(gsa_warp_blocks(8, 2052, 132), GSA_WARP_BLOCKS);  /* 136 CTAs even at 8 */
+	CHECK_EQ_U64(gsa_warp_blocks(8, 259, 132), 2);                 /* 8 x 9 = 72; 8 x 17 > 132 */
+	CHECK_EQ_U64(gsa_warp_blocks(8, 259, 136), 1);                 /* 8 x 17 = 136 */
+	CHECK_EQ_U64(gsa_warp_blocks(8, 8320, 132), GSA_WARP_BLOCKS);
+	CHECK_EQ_U64(gsa_warp_blocks(64, 259, 132), GSA_WARP_BLOCKS);
+	CHECK_EQ_U64(gsa_warp_blocks(1, 512, 132), 1);
+	module.num_sms = 132;
+	struct gsa_attention narrow = decode_batch(kv, table, lens, q);
+	narrow.block_table_stride = 259;
+	n_launch = 0;
+	CHECK(gsa_sparse_select(&l, &narrow, &rw), "a narrow table rewritten");
+	CHECK_EQ_U64(n_launch, 1);
+	CHECK_EQ_U64(last_warp_blocks, 2);
+	CHECK_EQ_U64(last_gy, 9);
+	n_launch = 0;
+	CHECK(gsa_sparse_select(&l, &a, &rw), "the wide table again");
+	CHECK_EQ_U64(n_launch, 1);
+	CHECK_EQ_U64(last_warp_blocks, GSA_WARP_BLOCKS);
+	CHECK_EQ_U64(last_gy, (8320 + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
 
 	/* The memory reserve: on while the live caches are under a quarter of the card, off once
 	 * they reach it (this cache: 1000 blocks of 64 KiB of K, as much V, about 125 MiB). */
