@@ -52,6 +52,7 @@ struct scratch {
 	uint2 scan[32];
 	uint32_t few[32]; /* the keys still in play, once there are at most 32 */
 	uint32_t nfew;
+	uint4 keys[1024 / 4]; /* rank_direct: one key a thread */
 };
 
 // The float whose float_key is k.
@@ -417,6 +418,55 @@ __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t
 			rank += __popc(mask);
 			mask = 0;
 		});
+}
+
+// Rows of at most one candidate a thread and at most RANK_MAX candidates: every candidate's
+// rank is counted directly against the whole row in shared memory (keys above it, and
+// equal keys of lower index), and it is kept when its rank is below want; then one
+// CTA-wide count of the kept ones before it gives its place. Two barriers and one loop,
+// where threshold() needs a barrier per counting step and more code to fetch: a row this
+// short is a few hundred comparisons a thread. The loop is split at the warp's own keys so
+// that each part compares one way for the whole warp (lower warps' keys beat a candidate
+// when at or above it, higher warps' only when above it). key: this thread's candidate
+// (thread t holds candidate t), 0 past the row; keep(0, 1, place) for a kept candidate.
+constexpr int RANK_MAX = 512;
+
+template <typename Keep>
+__device__ __forceinline__ void rank_direct(scratch &sh, uint32_t key, int m, int want, Keep keep)
+{
+	const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, warps = blockDim.x / 32;
+	const int base = tid - lane;
+	((uint32_t *)sh.keys)[tid] = key;
+	__syncthreads();
+	uint32_t rank = 0;
+	if (base < m) {
+		const uint4 *k4 = sh.keys;
+#pragma unroll 4
+		for (int j = 0; j < base / 4; j++) {
+			const uint4 v = k4[j];
+			rank += (v.x >= key) + (v.y >= key) + (v.z >= key) + (v.w >= key);
+		}
+		const uint32_t *k1 = (const uint32_t *)sh.keys;
+#pragma unroll 4
+		for (int j = base; j < base + 32; j++) {
+			const uint32_t x = k1[j];
+			rank += x > key || (x == key && j < tid);
+		}
+#pragma unroll 4
+		for (int j = (base + 32) / 4; j < (m + 3) / 4; j++) {
+			const uint4 v = k4[j];
+			rank += (v.x > key) + (v.y > key) + (v.z > key) + (v.w > key);
+		}
+	}
+	const bool kept = tid < m && rank < (uint32_t)want;
+	GSA_STAMP(7);
+	const unsigned ballot = __ballot_sync(0xffffffffu, kept);
+	if (lane == 0)
+		sh.scan[warp] = make_uint2(__popc(ballot), 0);
+	__syncthreads();
+	const uint32_t before = __reduce_add_sync(0xffffffffu, lane < warp && lane < warps ? sh.scan[lane].x : 0u);
+	if (kept)
+		keep(0, 1u, (int)(before + __popc(ballot & ((1u << lane) - 1))));
 }
 
 }  // namespace gsa_topk

@@ -117,12 +117,9 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 	sides();
 	if (want <= 0)
 		return;
-	int parity = 0;
 	GSA_STAMP(6);
-	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want, m, ref);
-	GSA_STAMP(7);
 	constexpr int G = gsa_topk::run_keys<K>::GROUP;
-	gsa_topk::emit(sh.topk, r, thr, want, [&](int j0, uint32_t mask, int rank) {
+	auto keep = [&](int j0, uint32_t mask, int rank) {
 		GSA_STAMP(8);
 		// The group's kept entries: all loaded before the first store.
 		int32_t e[G];
@@ -140,7 +137,17 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 				mark_kept(sh, bitmap, lo + first + j0 + i);
 			}
 		}
-	});
+	};
+	if constexpr (K == 1) {
+		if (m <= gsa_topk::RANK_MAX) {
+			gsa_topk::rank_direct(sh.topk, r.k[0], m, want, keep);
+			return;
+		}
+	}
+	int parity = 0;
+	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want, m, ref);
+	GSA_STAMP(7);
+	gsa_topk::emit(sh.topk, r, thr, want, keep);
 }
 
 
