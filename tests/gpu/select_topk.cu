@@ -225,11 +225,12 @@ int main(int argc, char **argv)
 	CD(cuModuleGetFunction(&f_select, mod, "gsa_select"));
 
 	// Lengths in blocks chosen for each path: per-thread runs of <= 1, 2, 4, 8, 16, 32 middle
-	// candidates and beyond (re-read) at GSA_SELECT_THREADS 512 (40, 300 and 515: 1, ranked
-	// directly, 515 with 512 middle candidates the most rank_direct takes; 900: 2;
+	// candidates and beyond (re-read) at GSA_SELECT_THREADS 512 (40, 259, 300 and 515: 1; 40
+	// and 259 ranked directly, 259 with 256 middle candidates the most rank_direct takes, 300
+	// and 515 by the search; 900: 2;
 	// 1100 and 2048: 4; 2400: 8; 4100 and 8192: 16; 8195 and 16000: 32; 16390 on: re-read),
 	// and at 256 as well; plus short rows that stay dense.
-	const std::vector<int> all_paths = {3, 40, 300, 515, 900, 1100, 2048, 2400, 4100, 8192, 8195, 16000, 16390, 20000};
+	const std::vector<int> all_paths = {3, 40, 259, 300, 515, 900, 1100, 2048, 2400, 4100, 8192, 8195, 16000, 16390, 20000};
 	const std::vector<kcase> cases = {
 		{"paths", all_paths, RANDOM, 0.3, 1, 2, 0},
 		{"paths", all_paths, FEW_VALUES, 0.3, 1, 2, 0},
