@@ -73,8 +73,14 @@ $(BUILD)/lib/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -c $< -o $@
 
+# source-rev.txt: the commit (and whether the tree was modified) the library was linked from,
+# for logs made on a machine whose checkout is not the one that built it (tests/gpu/run.sh
+# prints it: the GPU machine gets build/ carried with a work tree on a stale git history).
 $(BUILD)/libgsa_preload.so: $(LIB_OBJS) preload/exports.map
 	$(CC) $(LIB_LDFLAGS) -o $@ $(LIB_OBJS) $(LIB_LIBS)
+	@{ git rev-parse --short HEAD 2>/dev/null || echo unknown; } | tr -d '\n' > $(BUILD)/source-rev.txt; \
+	 if git status --porcelain 2>/dev/null | grep -q .; then echo ' (work tree modified)'; else echo; fi \
+	 >> $(BUILD)/source-rev.txt
 
 $(BUILD)/tool/%.o: %.c
 	@mkdir -p $(dir $@)

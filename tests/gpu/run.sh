@@ -293,6 +293,9 @@ stage_library() {
 		return 1
 	fi
 	echo "library: $LIB ($(stat -c %s "$LIB") bytes, $(date -u -r "$LIB" '+%Y-%m-%dT%H:%M:%SZ'))"
+	# The commit the library was linked from (make writes it; the git line above is this
+	# checkout's, which on a machine that got build/ carried along may be another).
+	echo "library built from: $(cat "$ROOT/build/source-rev.txt" 2>/dev/null || echo 'unknown (no build/source-rev.txt)')"
 	echo "tool: $GSA_TRACE_TOOL"
 	return 0
 }
