@@ -33,6 +33,8 @@ struct gsa_driver_api {
 	CUresult (*device_get_attribute)(int *, CUdevice_attribute, CUdevice);
 	CUresult (*device_total_mem)(size_t *, CUdevice);
 	CUresult (*stream_is_capturing)(CUstream, CUstreamCaptureStatus *);
+	CUresult (*func_get_module)(CUmodule *, CUfunction);
+	CUresult (*kernel_get_library)(CUlibrary *, CUkernel);
 };
 
 /* Resolved once, on first call; never NULL (members may be). */

@@ -8,7 +8,8 @@
 extern const struct gsa_family_desc gsa_family_launch, gsa_family_launch_ex,
 	gsa_family_launch_coop, gsa_family_mem_alloc, gsa_family_mem_free,
 	gsa_family_mem_alloc_async, gsa_family_mem_free_async, gsa_family_mem_get_info,
-	gsa_family_get_proc, gsa_family_get_proc_legacy;
+	gsa_family_get_proc, gsa_family_get_proc_legacy, gsa_family_module_unload,
+	gsa_family_library_unload;
 
 const struct gsa_family_desc *const gsa_families[GSA_FAM_COUNT] = {
 	[GSA_FAM_LAUNCH] = &gsa_family_launch,
@@ -21,6 +22,8 @@ const struct gsa_family_desc *const gsa_families[GSA_FAM_COUNT] = {
 	[GSA_FAM_MEM_GET_INFO] = &gsa_family_mem_get_info,
 	[GSA_FAM_GET_PROC] = &gsa_family_get_proc,
 	[GSA_FAM_GET_PROC_LEGACY] = &gsa_family_get_proc_legacy,
+	[GSA_FAM_MODULE_UNLOAD] = &gsa_family_module_unload,
+	[GSA_FAM_LIBRARY_UNLOAD] = &gsa_family_library_unload,
 };
 
 static bool is_ours(const struct gsa_family_desc *d, void *p)

@@ -22,6 +22,8 @@ enum gsa_family {
 	GSA_FAM_MEM_GET_INFO,    /* cuMemGetInfo_v2 */
 	GSA_FAM_GET_PROC,        /* cuGetProcAddress_v2 (5 arguments) */
 	GSA_FAM_GET_PROC_LEGACY, /* cuGetProcAddress (4 arguments, before CUDA 12) */
+	GSA_FAM_MODULE_UNLOAD,   /* cuModuleUnload */
+	GSA_FAM_LIBRARY_UNLOAD,  /* cuLibraryUnload */
 	GSA_FAM_COUNT
 };
 

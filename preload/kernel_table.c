@@ -1,7 +1,8 @@
-/* The kernel table (see kernel_table.h): open addressing over a fixed array, no deletion.
- * A slot is claimed by compare-and-swap on its key; the claiming thread names the kernel and
- * publishes the entry; a thread that finds the key but no entry yet waits for it (this
- * happens only when two threads launch a new kernel at the same moment). */
+/* The kernel table (see kernel_table.h): open addressing over a fixed array; deletion only
+ * by turning a slot's key into GSA_KERNEL_GONE (a tombstone, never reused), when a module or
+ * library is unloaded. A slot is claimed by compare-and-swap on its key; the claiming thread
+ * names the kernel and publishes the entry; a thread that finds the key but no entry yet
+ * waits for it (this happens only when two threads launch a new kernel at the same moment). */
 #include "preload/kernel_table.h"
 
 #include <sched.h>
@@ -69,10 +70,16 @@ static void describe(struct gsa_kernel *k, uintptr_t handle, int kind)
 	} else if (d->func_get_name && d->func_get_name(&name, (CUfunction)handle) == CUDA_SUCCESS) {
 		k->handle_kind = GSA_HANDLE_FUNCTION;
 		read_params(k, (param_info_fn)d->func_get_param_info, (void *)handle);
+		CUmodule m;
+		if (d->func_get_module && d->func_get_module(&m, (CUfunction)handle) == CUDA_SUCCESS)
+			k->owner = (uintptr_t)m;
 	} else if (d->kernel_get_name &&
 		   d->kernel_get_name(&name, (CUkernel)handle) == CUDA_SUCCESS) {
 		k->handle_kind = GSA_HANDLE_KERNEL;
 		read_params(k, (param_info_fn)d->kernel_get_param_info, (void *)handle);
+		CUlibrary l;
+		if (d->kernel_get_library && d->kernel_get_library(&l, (CUkernel)handle) == CUDA_SUCCESS)
+			k->owner = (uintptr_t)l;
 	} else {
 		name = NULL;
 		k->handle_kind = GSA_HANDLE_UNKNOWN;
@@ -101,7 +108,7 @@ struct gsa_kernel *gsa_kernel_discover(uintptr_t handle, int kind)
 		uintptr_t k = atomic_load_explicit(&s->key, memory_order_acquire);
 		if (k == handle)
 			return wait_for(s);
-		if (k)
+		if (k) /* another kernel's, or GSA_KERNEL_GONE */
 			continue;
 		uintptr_t expected = 0;
 		if (!atomic_compare_exchange_strong(&s->key, &expected, handle)) {
@@ -132,4 +139,19 @@ struct gsa_kernel *gsa_kernel_discover(uintptr_t handle, int kind)
 	GSA_LOG_ONCE(GSA_LOG_WARN, GSA_CODE_TABLE_FULL,
 		     "kernel table crowded: some launches pass through uncounted");
 	return NULL;
+}
+
+void gsa_kernel_forget(uintptr_t owner, int kind)
+{
+	for (uint32_t i = 0; i < GSA_KERNEL_TABLE_SIZE; i++) {
+		struct gsa_kernel_slot *s = &gsa_kernel_slots[i];
+		uintptr_t key = atomic_load_explicit(&s->key, memory_order_acquire);
+		if (!key || key == GSA_KERNEL_GONE)
+			continue;
+		/* An entry still being described is left alone: its kernel is being launched. */
+		struct gsa_kernel *e = atomic_load_explicit(&s->val, memory_order_acquire);
+		if (!e || !(e->adapter || (owner && e->owner == owner && e->handle_kind == kind)))
+			continue;
+		atomic_compare_exchange_strong(&s->key, &key, GSA_KERNEL_GONE);
+	}
 }

@@ -23,9 +23,14 @@ struct gsa_kernel {
 	char *name;             /* "" when unnamed, never NULL */
 	const struct gsa_adapter *adapter; /* NULL: plain pass-through */
 	void *adapter_state;
+	uintptr_t owner;        /* the CUmodule of a CUfunction, the CUlibrary of a CUkernel;
+	                           0 when the driver does not say (or a runtime host stub) */
 };
 
 #define GSA_PARAMS_UNKNOWN 0xffffffffu
+/* A slot whose kernel was forgotten (gsa_kernel_forget): probes go on past it, and it is
+ * never claimed again. No handle has this value. */
+#define GSA_KERNEL_GONE UINTPTR_MAX
 #define GSA_KERNEL_TABLE_SIZE (1u << 17) /* slots; twice GSA_MAX_KERNELS keeps probes short */
 
 struct gsa_kernel_slot {
@@ -63,6 +68,15 @@ static inline struct gsa_kernel *gsa_kernel_get(uintptr_t handle, int kind)
 	struct gsa_kernel *k = gsa_kernel_lookup(handle);
 	return __builtin_expect(k != NULL, 1) ? k : gsa_kernel_discover(handle, kind);
 }
+
+/* Before a module (kind GSA_HANDLE_FUNCTION) or a library (GSA_HANDLE_KERNEL) is unloaded:
+ * its kernels' handles may be given to other kernels afterwards, so their entries are
+ * dropped from the lookup (a later launch of that handle is discovered anew, with a new
+ * id), and so is every entry an adapter claimed, whatever its owner (an attention kernel
+ * must never be assumed for a reused handle; entries whose owner the driver did not tell
+ * are otherwise kept). Entries stay readable by id for the trace. Off the hot path: scans
+ * the table. */
+void gsa_kernel_forget(uintptr_t owner, int kind);
 
 /* Entries by id, for the trace: ids [0, gsa_kernel_count()) are all published. */
 uint32_t gsa_kernel_count(void);

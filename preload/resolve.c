@@ -29,6 +29,8 @@ static const struct proc_name proc_names[] = {
 	{"cuMemGetInfo", GSA_FAM_MEM_GET_INFO, 3020},
 	{"cuGetProcAddress", GSA_FAM_GET_PROC, 12000},
 	{"cuGetProcAddress", GSA_FAM_GET_PROC_LEGACY, 11030},
+	{"cuModuleUnload", GSA_FAM_MODULE_UNLOAD, 2000},
+	{"cuLibraryUnload", GSA_FAM_LIBRARY_UNLOAD, 12000},
 };
 
 /* dlsym names are exact exported names, each with one fixed ABI. */
@@ -51,6 +53,8 @@ static const struct {
 	{"cuMemGetInfo_v2", GSA_FAM_MEM_GET_INFO},
 	{"cuGetProcAddress_v2", GSA_FAM_GET_PROC},
 	{"cuGetProcAddress", GSA_FAM_GET_PROC_LEGACY},
+	{"cuModuleUnload", GSA_FAM_MODULE_UNLOAD},
+	{"cuLibraryUnload", GSA_FAM_LIBRARY_UNLOAD},
 };
 
 void *gsa_wrap_proc(const char *symbol, int cuda_version, void *fn)

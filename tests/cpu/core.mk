@@ -29,3 +29,8 @@ $(BUILD)/test/test_select_hot_path: tests/cpu/test_select_hot_path.c sparse/sele
 		preload/alloc_registry.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -o $@ $^ -lpthread -lm
+
+CPU_TESTS += $(BUILD)/test/test_kernel_table
+$(BUILD)/test/test_kernel_table: tests/cpu/test_kernel_table.c preload/kernel_table.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -o $@ $^

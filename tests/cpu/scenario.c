@@ -70,6 +70,9 @@ CUresult x_info(size_t *, size_t *) __asm__("cuMemGetInfo_v2");
 CUresult x_get_proc(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *)
 	__asm__("cuGetProcAddress_v2");
 CUresult x_get_proc_legacy(const char *, void **, int, cuuint64_t) __asm__("cuGetProcAddress");
+CUresult x_module_unload(CUmodule) __asm__("cuModuleUnload");
+CUresult x_library_unload(CUlibrary) __asm__("cuLibraryUnload");
+typedef CUresult (*unload_fn)(void *);
 
 typedef cudaError_t (*rt_entry_fn)(const char *, void **, unsigned long long,
 				   enum cudaDriverEntryPointQueryResult *);
@@ -530,6 +533,7 @@ static const char *const wrapped_exports[] = {
 	"cuLaunchCooperativeKernel", "cuLaunchCooperativeKernel_ptsz", "cuMemAlloc_v2",
 	"cuMemFree_v2", "cuMemAllocAsync", "cuMemAllocAsync_ptsz", "cuMemFreeAsync",
 	"cuMemFreeAsync_ptsz", "cuMemGetInfo_v2", "cuGetProcAddress", "cuGetProcAddress_v2",
+	"cuModuleUnload", "cuLibraryUnload",
 };
 
 static void part_dlsym(void)
@@ -1100,6 +1104,65 @@ static void part_runtime(void)
 	}
 }
 
+/* An unload through fn reaches the driver's variant exactly, its result too. */
+static void unload_via(unload_fn fn, const char *variant, uintptr_t h, const char *what)
+{
+	unsigned long before = fake_calls(variant);
+	CUresult r = fn ? fn((void *)h) : CUDA_ERROR_UNKNOWN;
+	const struct fake_call *f = fake_last_call_of(variant);
+	CHECK(r == CUDA_SUCCESS && fake_calls(variant) == before + 1 && f && f->nargs == 1 &&
+		      f->arg[0] == h,
+	      "%s: result %d, %lu calls, argument %#llx", what, (int)r, fake_calls(variant) - before,
+	      f ? (unsigned long long)f->arg[0] : 0ull);
+	fake_fail_next(variant, CUDA_ERROR_INVALID_HANDLE);
+	r = fn ? fn((void *)h) : CUDA_ERROR_UNKNOWN;
+	CHECK(r == CUDA_ERROR_INVALID_HANDLE, "%s: forced failure came back as %d", what, (int)r);
+}
+
+/* Module and library unloads: every way of reaching cuModuleUnload and cuLibraryUnload
+ * forwards exactly, and an unload makes the library forget the kernels of that module or
+ * library (a later launch names its handle again; the driver may have reused it). */
+static void part_unload(void)
+{
+	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+	const uintptr_t other = 0x4242000;
+	unload_via((unload_fn)x_module_unload, "cuModuleUnload", other, "export cuModuleUnload");
+	unload_via((unload_fn)x_library_unload, "cuLibraryUnload", other, "export cuLibraryUnload");
+	if (h) {
+		unload_via((unload_fn)dlsym(h, "cuModuleUnload"), "cuModuleUnload", other,
+			   "dlsym cuModuleUnload");
+		unload_via((unload_fn)dlsym(h, "cuLibraryUnload"), "cuLibraryUnload", other,
+			   "dlsym cuLibraryUnload");
+	}
+	static const char *const names[] = {"cuModuleUnload", "cuLibraryUnload"};
+	for (int i = 0; i < 2; i++) {
+		void *fn = NULL;
+		CUdriverProcAddressQueryResult st = 99;
+		CUresult r = x_get_proc(names[i], &fn, 13000, 0, &st);
+		char what[96];
+		snprintf(what, sizeof what, "cuGetProcAddress_v2(%s)", names[i]);
+		CHECK(r == CUDA_SUCCESS && st == CU_GET_PROC_ADDRESS_SUCCESS, "%s: %d", what, (int)r);
+		check_wrapped(what, fn, names[i]);
+		unload_via((unload_fn)fn, names[i], other, what);
+	}
+
+	/* The effect, seen in the driver calls the library makes to name a kernel: none for a
+	 * known handle, even after another module's unload; one again after its own. */
+	unsigned long names0 = fake_calls("cuFuncGetName");
+	launch_via(x_launch, "cuLaunchKernel", K_ALPHA, 90, "k_alpha, known");
+	CHECK(fake_calls("cuFuncGetName") == names0, "a known kernel was named again");
+	CHECK(x_module_unload((CUmodule)FAKE_DEFAULT_MODULE) == CUDA_SUCCESS, "cuModuleUnload");
+	launch_via(x_launch, "cuLaunchKernel", K_ALPHA, 91, "k_alpha after its module's unload");
+	CHECK(fake_calls("cuFuncGetName") == names0 + (passthrough ? 0 : 1),
+	      "after its module's unload k_alpha was named %lu times", fake_calls("cuFuncGetName") - names0);
+	unsigned long knames0 = fake_calls("cuKernelGetName");
+	CHECK(x_library_unload((CUlibrary)FAKE_DEFAULT_LIBRARY) == CUDA_SUCCESS, "cuLibraryUnload");
+	launch_via(x_launch, "cuLaunchKernel", K_GAMMA, 92, "k_gamma after its library's unload");
+	CHECK(fake_calls("cuKernelGetName") == knames0 + (passthrough ? 0 : 1),
+	      "after its library's unload k_gamma was named %lu times",
+	      fake_calls("cuKernelGetName") - knames0);
+}
+
 static int scenario_interpose(void)
 {
 	scenario_begin(120);
@@ -1110,6 +1173,7 @@ static int scenario_interpose(void)
 	part_dlsym();
 	part_getproc();
 	part_runtime();
+	part_unload();
 	print_expectations();
 	return check_report("scenario-interpose");
 }

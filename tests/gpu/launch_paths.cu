@@ -732,6 +732,43 @@ int main(int argc, char **argv)
 		}
 	}
 
+	// The module unloaded and loaded again: the driver may hand the old handles to the new
+	// functions (under the library, an unload makes it forget the module's kernels, and a
+	// reused handle is named anew). The reloaded kernel's launches must be correct and
+	// counted under its name, and both calls must return what the driver says.
+	{
+		const Path *pp = NULL;
+		for (const Path &p : paths)
+			if (p.launch == p_ptx_params)
+				pp = &p;
+		std::string err;
+		long before = pp ? launch_calls[pp->kernel] : 0;
+		CUresult ur = cuModuleUnload(module);
+		module = NULL;
+		if (ur != CUDA_SUCCESS)
+			err = cu_err("cuModuleUnload", ur);
+		else if ((r = cuModuleLoadDataEx(&module, ptx.c_str(), 2, opts, vals)) != CUDA_SUCCESS)
+			err = cu_err("cuModuleLoadDataEx(again)", r);
+		for (size_t k = 0; err.empty() && k < N_PTX; k++) {
+			CUfunction f = NULL;
+			if ((r = cuModuleGetFunction(&f, module, ptx_names[k])) != CUDA_SUCCESS)
+				err = cu_err(fmt("cuModuleGetFunction(%s, again)", ptx_names[k]).c_str(), r);
+			ptx_fn[ptx_names[k]] = f;
+		}
+		for (int rep = 0; pp && err.empty() && rep < REPS; rep++)
+			err = checked_launch(*pp);
+		ran++;
+		const char *label = "module unloaded and loaded again (cuLaunchKernel)";
+		long made = pp ? launch_calls[pp->kernel] - before : 0;
+		if (err.empty() && pp) {
+			printf("PATH %-52s kernel=%s launches=%ld OK\n", label, pp->kernel, made);
+		} else {
+			printf("PATH %-52s kernel=%s launches=%ld FAIL: %s\n", label,
+			       pp ? pp->kernel : "?", made, pp ? err.c_str() : "no kernelParams path");
+			failed++;
+		}
+	}
+
 	long total = 0;
 	std::string names;
 	for (const auto &kv : launch_calls) {
@@ -746,8 +783,14 @@ int main(int argc, char **argv)
 
 	cuMemFree(d_out);
 	cudaStreamDestroy(stream);
-	cuLibraryUnload(library);
-	cuModuleUnload(module);
+	if ((r = cuLibraryUnload(library)) != CUDA_SUCCESS) {
+		printf("PATH %-52s FAIL: %s\n", "cuLibraryUnload", cu_err("cuLibraryUnload", r).c_str());
+		failed++;
+	}
+	if (module && (r = cuModuleUnload(module)) != CUDA_SUCCESS) {
+		printf("PATH %-52s FAIL: %s\n", "cuModuleUnload", cu_err("cuModuleUnload", r).c_str());
+		failed++;
+	}
 	if (failed)
 		printf("RESULT: FAIL (%d of %d paths failed, %d skipped)\n", failed, ran, skipped);
 	else

@@ -40,7 +40,8 @@
 	X(cuFuncGetName) X(cuKernelGetName) X(cuFuncGetParamInfo) X(cuKernelGetParamInfo)     \
 	X(cuPointerGetAttribute) X(cuCtxGetDevice) X(cuDeviceGet) X(cuDeviceGetCount)         \
 	X(cuDeviceGetName) X(cuDeviceGetAttribute) X(cuDeviceTotalMem_v2)                     \
-	X(cuStreamIsCapturing) X(cuStreamIsCapturing_ptsz) X(cuStreamGetCaptureInfo_v3)
+	X(cuStreamIsCapturing) X(cuStreamIsCapturing_ptsz) X(cuStreamGetCaptureInfo_v3)        \
+	X(cuModuleUnload) X(cuLibraryUnload) X(cuFuncGetModule) X(cuKernelGetLibrary)
 
 #define AS_ENUM(n) V_##n,
 enum { FAKE_VARIANTS(AS_ENUM) NV };
@@ -155,6 +156,7 @@ struct fake_handle {
 	size_t offsets[FAKE_MAX_PARAMS];
 	size_t sizes[FAKE_MAX_PARAMS];
 	char name[256];
+	_Atomic uintptr_t owner; /* module (function) or library (kernel); 0: the default */
 };
 
 static struct fake_handle handles[MAX_HANDLES];
@@ -199,6 +201,22 @@ static const struct fake_handle *lookup_handle(const void *p)
 		return NULL;
 	const struct fake_handle *h = p;
 	return h->magic == HANDLE_MAGIC ? h : NULL;
+}
+
+API void fake_set_owner(const void *handle, uintptr_t owner)
+{
+	struct fake_handle *h = (struct fake_handle *)lookup_handle(handle);
+	if (h)
+		atomic_store(&h->owner, owner);
+}
+
+API void fake_rename(const void *handle, const char *name)
+{
+	struct fake_handle *h = (struct fake_handle *)lookup_handle(handle);
+	if (h && name) {
+		memset(h->name, 0, sizeof h->name);
+		strncpy(h->name, name, sizeof h->name - 1);
+	}
 }
 
 API CUfunction fake_make_function(const char *name, unsigned n, const size_t *sizes)
@@ -562,6 +580,55 @@ FK(CUresult, cuKernelGetName, (const char **name, CUkernel k))
 	return get_name(V_cuKernelGetName, name, k, KIND_KERNEL);
 }
 
+static CUresult get_owner(int v, void **out, const void *hnd, int kind, uintptr_t dflt)
+{
+	struct fake_call *c = rec(v);
+	SET_ARGS(c, U(out), U(hnd));
+	c->handle = hnd;
+	CUresult r;
+	if (forced(v, &r))
+		return done(c, r);
+	const struct fake_handle *h = lookup_handle(hnd);
+	if (!h || h->kind != kind)
+		return done(c, CUDA_ERROR_INVALID_HANDLE);
+	if (!out)
+		return done(c, CUDA_ERROR_INVALID_VALUE);
+	uintptr_t o = atomic_load(&h->owner);
+	*out = (void *)(o ? o : dflt);
+	return done(c, CUDA_SUCCESS);
+}
+
+FK(CUresult, cuFuncGetModule, (CUmodule *m, CUfunction f))
+{
+	return get_owner(V_cuFuncGetModule, (void **)m, f, KIND_FUNCTION, FAKE_DEFAULT_MODULE);
+}
+
+FK(CUresult, cuKernelGetLibrary, (CUlibrary *l, CUkernel k))
+{
+	return get_owner(V_cuKernelGetLibrary, (void **)l, k, KIND_KERNEL, FAKE_DEFAULT_LIBRARY);
+}
+
+static CUresult unload(int v, const void *hnd)
+{
+	struct fake_call *c = rec(v);
+	SET_ARGS(c, U(hnd));
+	c->handle = hnd;
+	CUresult r;
+	if (forced(v, &r))
+		return done(c, r);
+	return done(c, hnd ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE);
+}
+
+FK(CUresult, cuModuleUnload, (CUmodule m))
+{
+	return unload(V_cuModuleUnload, m);
+}
+
+FK(CUresult, cuLibraryUnload, (CUlibrary l))
+{
+	return unload(V_cuLibraryUnload, l);
+}
+
 static CUresult param_info(int v, const void *hnd, size_t i, size_t *off, size_t *size, int kind)
 {
 	struct fake_call *c = rec(v);
@@ -799,6 +866,10 @@ static const struct proc_entry proc_table[] = {
 	{"cuDeviceTotalMem", 3020, 0, -1, V_cuDeviceTotalMem_v2, -1},
 	{"cuStreamIsCapturing", 10000, 0, -1, V_cuStreamIsCapturing, V_cuStreamIsCapturing_ptsz},
 	{"cuStreamGetCaptureInfo", 12030, 0, -1, V_cuStreamGetCaptureInfo_v3, -1},
+	{"cuModuleUnload", 2000, 0, -1, V_cuModuleUnload, -1},
+	{"cuLibraryUnload", 12000, 0, -1, V_cuLibraryUnload, -1},
+	{"cuFuncGetModule", 11000, 0, -1, V_cuFuncGetModule, -1},
+	{"cuKernelGetLibrary", 12050, 0, -1, V_cuKernelGetLibrary, -1},
 };
 
 static CUresult resolve(struct fake_call *c, const char *symbol, void **pfn, int version,

@@ -44,6 +44,8 @@
 #define FAKE_CC_MAJOR 9
 #define FAKE_CC_MINOR 0
 #define FAKE_SM_COUNT 132
+#define FAKE_DEFAULT_MODULE ((uintptr_t)0x6d0d0000)
+#define FAKE_DEFAULT_LIBRARY ((uintptr_t)0x1b0b0000)
 
 /* Fake device addresses: v2/async allocations start here and only grow (never reused). */
 #define FAKE_DPTR_BASE 0x7f0000000000ull
@@ -84,6 +86,12 @@ CUkernel fake_make_kernel(const char *name, unsigned n, const size_t *sizes);
 /* A function whose cuFuncGetParamInfo fails with CUDA_ERROR_NOT_SUPPORTED (its launches
  * still copy parameters with the layout given here). */
 CUfunction fake_make_function_noinfo(const char *name, unsigned n, const size_t *sizes);
+/* cuFuncGetModule / cuKernelGetLibrary answer owner for handle (FAKE_DEFAULT_MODULE or
+ * FAKE_DEFAULT_LIBRARY until set). */
+void fake_set_owner(const void *handle, uintptr_t owner);
+/* The handle names another kernel from now on (as when the driver reuses an unloaded
+ * kernel's handle for a kernel loaded later). */
+void fake_rename(const void *handle, const char *name);
 
 /* Calls on this thread; NULL when none. The pointers stay valid for the thread's life; the
  * struct they point to is overwritten by the next call of the same variant on the thread. */
