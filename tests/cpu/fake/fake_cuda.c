@@ -553,21 +553,33 @@ FK(CUresult, cuMemGetInfo_v2, (size_t *free_bytes, size_t *total_bytes))
 
 /* -- kernel introspection -- */
 
-static CUresult get_name(int v, const char **name, const void *hnd, int kind)
+/* What the introspection calls share: the call recorded (output pointer, handle), then the
+ * result a forced failure, an unknown handle, one of another kind or a NULL output gives;
+ * *hp is the handle when the call succeeds, else NULL. */
+static struct fake_call *introspect(int v, const void *out, const void *hnd, int kind,
+				    const struct fake_handle **hp, CUresult *r)
 {
 	struct fake_call *c = rec(v);
-	SET_ARGS(c, U(name), U(hnd));
+	SET_ARGS(c, U(out), U(hnd));
 	c->handle = hnd;
-	CUresult r;
-	if (forced(v, &r))
-		return done(c, r);
+	*hp = NULL;
+	if (forced(v, r))
+		return c;
 	const struct fake_handle *h = lookup_handle(hnd);
-	if (!h || h->kind != kind)
-		return done(c, CUDA_ERROR_INVALID_HANDLE);
-	if (!name)
-		return done(c, CUDA_ERROR_INVALID_VALUE);
-	*name = h->name;
-	return done(c, CUDA_SUCCESS);
+	*r = !h || h->kind != kind ? CUDA_ERROR_INVALID_HANDLE : !out ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+	if (*r == CUDA_SUCCESS)
+		*hp = h;
+	return c;
+}
+
+static CUresult get_name(int v, const char **name, const void *hnd, int kind)
+{
+	const struct fake_handle *h;
+	CUresult r;
+	struct fake_call *c = introspect(v, name, hnd, kind, &h, &r);
+	if (h)
+		*name = h->name;
+	return done(c, r);
 }
 
 FK(CUresult, cuFuncGetName, (const char **name, CUfunction f))
@@ -582,20 +594,14 @@ FK(CUresult, cuKernelGetName, (const char **name, CUkernel k))
 
 static CUresult get_owner(int v, void **out, const void *hnd, int kind, uintptr_t dflt)
 {
-	struct fake_call *c = rec(v);
-	SET_ARGS(c, U(out), U(hnd));
-	c->handle = hnd;
+	const struct fake_handle *h;
 	CUresult r;
-	if (forced(v, &r))
-		return done(c, r);
-	const struct fake_handle *h = lookup_handle(hnd);
-	if (!h || h->kind != kind)
-		return done(c, CUDA_ERROR_INVALID_HANDLE);
-	if (!out)
-		return done(c, CUDA_ERROR_INVALID_VALUE);
-	uintptr_t o = atomic_load(&h->owner);
-	*out = (void *)(o ? o : dflt);
-	return done(c, CUDA_SUCCESS);
+	struct fake_call *c = introspect(v, out, hnd, kind, &h, &r);
+	if (h) {
+		uintptr_t o = atomic_load(&h->owner);
+		*out = (void *)(o ? o : dflt);
+	}
+	return done(c, r);
 }
 
 FK(CUresult, cuFuncGetModule, (CUmodule *m, CUfunction f))
