@@ -82,6 +82,7 @@ const struct gsa_driver_api *gsa_driver(void)
 		.kernel_get_param_info = gsa_driver_sym("cuKernelGetParamInfo"),
 		.pointer_get_attribute = gsa_driver_sym("cuPointerGetAttribute"),
 		.device_get = gsa_driver_sym("cuDeviceGet"),
+		.ctx_get_device = gsa_driver_sym("cuCtxGetDevice"),
 		.device_get_name = gsa_driver_sym("cuDeviceGetName"),
 		.device_get_attribute = gsa_driver_sym("cuDeviceGetAttribute"),
 		.device_total_mem = gsa_driver_sym("cuDeviceTotalMem_v2"),

@@ -29,6 +29,7 @@ struct gsa_driver_api {
 	CUresult (*kernel_get_param_info)(CUkernel, size_t, size_t *, size_t *);
 	CUresult (*pointer_get_attribute)(void *, CUpointer_attribute, CUdeviceptr);
 	CUresult (*device_get)(CUdevice *, int);
+	CUresult (*ctx_get_device)(CUdevice *);
 	CUresult (*device_get_name)(char *, int, CUdevice);
 	CUresult (*device_get_attribute)(int *, CUdevice_attribute, CUdevice);
 	CUresult (*device_total_mem)(size_t *, CUdevice);

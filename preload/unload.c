@@ -16,13 +16,19 @@
 typedef CUresult (*module_unload_fn)(CUmodule);
 typedef CUresult (*library_unload_fn)(CUlibrary);
 
+/* What both hooks do before forwarding: owner's kernels (handles of kind) forgotten. */
+static void forget(const void *owner, int kind)
+{
+	gsa_first_use();
+	if (gsa_active && owner)
+		gsa_kernel_forget((uintptr_t)owner, kind);
+}
+
 static CUresult hook_module_unload(module_unload_fn real, CUmodule m)
 {
 	if (!real)
 		return CUDA_ERROR_NOT_INITIALIZED;
-	gsa_first_use();
-	if (gsa_active && m)
-		gsa_kernel_forget((uintptr_t)m, GSA_HANDLE_FUNCTION);
+	forget(m, GSA_HANDLE_FUNCTION);
 	return real(m);
 }
 
@@ -30,9 +36,7 @@ static CUresult hook_library_unload(library_unload_fn real, CUlibrary l)
 {
 	if (!real)
 		return CUDA_ERROR_NOT_INITIALIZED;
-	gsa_first_use();
-	if (gsa_active && l)
-		gsa_kernel_forget((uintptr_t)l, GSA_HANDLE_KERNEL);
+	forget(l, GSA_HANDLE_KERNEL);
 	return real(l);
 }
 

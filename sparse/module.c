@@ -26,12 +26,10 @@ bool gsa_module_built(void)
  * driver does not say. */
 static int device_sms(void)
 {
-	typedef CUresult (*dev_fn)(CUdevice *);
-	dev_fn get_dev = (dev_fn)gsa_driver_sym("cuCtxGetDevice");
 	const struct gsa_driver_api *d = gsa_driver();
 	CUdevice dev;
 	int sms = 0;
-	if (!get_dev || !d->device_get_attribute || get_dev(&dev) != CUDA_SUCCESS ||
+	if (!d->ctx_get_device || !d->device_get_attribute || d->ctx_get_device(&dev) != CUDA_SUCCESS ||
 	    d->device_get_attribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != CUDA_SUCCESS ||
 	    sms < 0)
 		return 0;
