@@ -89,8 +89,6 @@ const struct gsa_driver_api *gsa_driver(void)
 		.stream_is_capturing = gsa_driver_sym("cuStreamIsCapturing"),
 		.func_get_module = gsa_driver_sym("cuFuncGetModule"),
 		.kernel_get_library = gsa_driver_sym("cuKernelGetLibrary"),
-		.func_get_attribute = gsa_driver_sym("cuFuncGetAttribute"),
-		.func_set_attribute = gsa_driver_sym("cuFuncSetAttribute"),
 	};
 	/* Identical values from any racing thread: a plain copy then a release flag is enough. */
 	if (!atomic_load_explicit(&api_ready, memory_order_acquire)) {

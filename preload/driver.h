@@ -36,8 +36,6 @@ struct gsa_driver_api {
 	CUresult (*stream_is_capturing)(CUstream, CUstreamCaptureStatus *);
 	CUresult (*func_get_module)(CUmodule *, CUfunction);
 	CUresult (*kernel_get_library)(CUlibrary *, CUkernel);
-	CUresult (*func_get_attribute)(int *, CUfunction_attribute, CUfunction);
-	CUresult (*func_set_attribute)(CUfunction, CUfunction_attribute, int);
 };
 
 /* Resolved once, on first call; never NULL (members may be). */

@@ -7,9 +7,7 @@
 //       every full middle block it checks the block's stored representation against a
 //       fingerprint of the block's current keys and recomputes it when they differ (a new
 //       block, or a freed block reused by another sequence), then scores it against the
-//       GQA-group mean query. Where shared memory allows (policy mean on the tensor-core
-//       path: select_args.h gsa_stage_stride), the representation rows are copied into it
-//       (cp.async) while the fingerprints are on their way, and scored from there.
+//       GQA-group mean query.
 //   selection (select_row.cuh): the last of a sequence's CTAs to finish selects its best
 //       middle blocks (ties to the lower index) and writes the shadow block-table row (kept
 //       blocks in their original order: sinks, selected, local window) and shadow length.
@@ -81,10 +79,10 @@ gsa_score_select(const gsa_select_args a)
 	const int parts = participants(a, p);
 	if (grid_chunk() >= parts)
 		return;
-	load_block_words(a, p, pre, warp_stage(a, qbar));
+	load_block_words(a, p, pre);
 	if (a.stats_dev && grid_chunk() == 0 && threadIdx.x == 0)
 		stats_started(a);
-	score_chunk(a, s, shape, p, qbar, pre, warp_stage(a, qbar));
+	score_chunk(a, s, shape, p, qbar, pre);
 	if (parts == 1) {
 		__syncthreads(); /* the CTA's own scores, written by all its warps */
 	} else {
@@ -119,8 +117,8 @@ gsa_score(const gsa_select_args a)
 	chunk_pre pre;
 	load_chunk_pre(a, s, shape, pre);
 	const gsa_budget p = plan_shape(a, shape);
-	load_block_words(a, p, pre, warp_stage(a, qbar));
-	score_chunk(a, s, shape, p, qbar, pre, warp_stage(a, qbar));
+	load_block_words(a, p, pre);
+	score_chunk(a, s, shape, p, qbar, pre);
 }
 
 extern "C" __global__ void __launch_bounds__(GSA_SELECT_THREADS)

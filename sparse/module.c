@@ -36,32 +36,6 @@ static int device_sms(void)
 	return sms;
 }
 
-/* Dynamic shared memory the selection kernel f may use on the current context's device:
- * raised to what the device allows a CTA past the default 48 KB, for the representation
- * rows it stages (select_args.h gsa_stage_stride); what is left of the default when the
- * driver does not say or refuses. */
-static int kernel_max_smem(CUfunction f)
-{
-	const struct gsa_driver_api *d = gsa_driver();
-	CUdevice dev;
-	int fixed = 0, optin = 0;
-	if (!d->func_get_attribute ||
-	    d->func_get_attribute(&fixed, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f) != CUDA_SUCCESS ||
-	    fixed < 0 || fixed > 48 * 1024)
-		return 0;
-	int dflt = 48 * 1024 - fixed;
-	if (!d->ctx_get_device || !d->device_get_attribute || !d->func_set_attribute ||
-	    d->ctx_get_device(&dev) != CUDA_SUCCESS ||
-	    d->device_get_attribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
-				    dev) != CUDA_SUCCESS ||
-	    optin - fixed <= dflt)
-		return dflt;
-	if (d->func_set_attribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin - fixed) !=
-	    CUDA_SUCCESS)
-		return dflt;
-	return optin - fixed;
-}
-
 const struct gsa_module *gsa_module_current(void)
 {
 	typedef CUresult (*ctx_fn)(CUcontext *);
@@ -96,10 +70,8 @@ const struct gsa_module *gsa_module_current(void)
 		if (r == CUDA_SUCCESS &&
 		    get(&m->score_select, m->module, "gsa_score_select") != CUDA_SUCCESS)
 			r = CUDA_ERROR_NOT_FOUND;
-		if (r == CUDA_SUCCESS) {
+		if (r == CUDA_SUCCESS)
 			m->num_sms = device_sms();
-			m->max_smem = kernel_max_smem(m->score_select);
-		}
 		if (r != CUDA_SUCCESS) {
 			m->module = NULL; /* remembered: this context runs dense */
 			gsa_log(GSA_LOG_WARN, GSA_CODE_FAIL_OPEN,

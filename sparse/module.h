@@ -11,7 +11,6 @@ struct gsa_module {
 	CUmodule module;
 	CUfunction score_select; /* gsa_kernels.cu */
 	int num_sms;             /* the context's device's multiprocessors, 0 if unknown */
-	int max_smem;            /* dynamic shared memory score_select may use, in bytes */
 };
 
 /* The module for the calling thread's current context, loading it if needed; NULL when it

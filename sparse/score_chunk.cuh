@@ -79,9 +79,8 @@ __device__ __forceinline__ int64_t repr_stride(const gsa_select_args &a)
 }
 
 // One warp recomputes one block's representation: mean (or min and max) over its tokens of
-// every (head, channel), eight channels per lane per step; a staged row (policy mean) gets
-// the new one too.
-__device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane, uint8_t *staged)
+// every (head, channel), eight channels per lane per step.
+__device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane)
 {
 	const uint16_t *k = (const uint16_t *)a.key_cache + phys * a.k_stride_block;
 	int row = a.num_kv_heads * a.head_size;
@@ -114,8 +113,6 @@ __device__ void refresh_block(const gsa_select_args &a, int64_t phys, int lane, 
 				r[i] = __nv_cvt_float2_to_fp8x2(make_float2(acc[2 * i] * inv, acc[2 * i + 1] * inv),
 								__NV_SATFINITE, __NV_E4M3);
 			*(uint2 *)(base + c) = *(const uint2 *)r;
-			if (staged)
-				*(uint2 *)(staged + c) = *(const uint2 *)r;
 		}
 	}
 }
@@ -184,35 +181,6 @@ __device__ void score_blocks_fp8(const gsa_select_args &a, const int64_t *phys, 
 		score[i] *= inv;
 }
 
-// Asynchronous 16-byte copy from global to shared memory, bypassing L1 (sm_80 and later),
-// and the waits for this thread's copies.
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
-{
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((uint32_t)__cvta_generic_to_shared(smem)),
-		     "l"(gmem)
-		     : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit()
-{
-	asm volatile("cp.async.commit_group;" ::: "memory");
-}
-
-__device__ __forceinline__ void cp_async_wait_all()
-{
-	asm volatile("cp.async.wait_all;" ::: "memory");
-}
-
-// 16 bytes from shared memory (a generic pointer into it).
-__device__ __forceinline__ uint4 lds128(const void *p)
-{
-	uint4 v;
-	asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
-		     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-		     : "r"((uint32_t)__cvta_generic_to_shared(p)));
-	return v;
-}
-
 // mma.sync m16n8k16, fp16 inputs, fp32 accumulators (sm_80 and later).
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
 					uint32_t a3, uint32_t b0, uint32_t b1)
@@ -240,18 +208,14 @@ __device__ __forceinline__ uint32_t fp8x2_to_f16x2(__nv_fp8x2_storage_t v)
 // channels 4i + 2, 4i + 3, in A and B alike. Against the FMA loop this is a quarter of
 // the instructions (one conversion per two channels, one mma per 256 channel-products):
 // at decode batch sizes the scoring CTAs are bound by instruction issue once their loads
-// have arrived. Returns block (lane / 4)'s score, scaled by inv, in lanes with lane % 4 == 0.
-// STAGED: the rows are read from the warp's staging area in shared memory (stage, block i
-// at i * a.stage_stride), else from a.repr.
-template <bool STAGED>
+// have arrived. Returns block (lane / 4)'s score, unscaled, in lanes with lane % 4 == 0.
 __device__ float score_blocks_mma(const gsa_select_args &a, int64_t phys, const __half *qh,
-				  float inv, int lane, const uint8_t *stage)
+				  float inv, int lane)
 {
 	static_assert(GSA_WARP_BLOCKS == 8, "one mma row pair per block");
 	const int half = a.num_kv_heads * a.head_size / 2; /* a multiple of 64 */
 	const int g = lane / 4, t = lane % 4;
-	const uint8_t *r = STAGED ? stage + g * a.stage_stride + t * 16
-				  : (const uint8_t *)a.repr + (phys < 0 ? 0 : phys) * repr_stride(a) + t * 16;
+	const uint8_t *r = (const uint8_t *)a.repr + (phys < 0 ? 0 : phys) * repr_stride(a) + t * 16;
 	const __half *q = qh + (g & 1) * half + t * 16;
 	float c[4] = {0.f, 0.f, 0.f, 0.f};
 	for (int base = 0; base < half; base += 4 * 64) {
@@ -260,13 +224,8 @@ __device__ float score_blocks_mma(const gsa_select_args &a, int64_t phys, const 
 		for (int u = 0; u < 4; u++) {
 			const int o = base + u * 64;
 			const bool ok = phys >= 0 && o < half;
-			if (STAGED) {
-				v0[u] = ok ? lds128(r + o) : make_uint4(0, 0, 0, 0);
-				v1[u] = ok ? lds128(r + half + o) : make_uint4(0, 0, 0, 0);
-			} else {
-				v0[u] = ok ? *(const uint4 *)(r + o) : make_uint4(0, 0, 0, 0);
-				v1[u] = ok ? *(const uint4 *)(r + half + o) : make_uint4(0, 0, 0, 0);
-			}
+			v0[u] = ok ? *(const uint4 *)(r + o) : make_uint4(0, 0, 0, 0);
+			v1[u] = ok ? *(const uint4 *)(r + half + o) : make_uint4(0, 0, 0, 0);
 		}
 #pragma unroll
 		for (int u = 0; u < 4; u++) {
@@ -370,14 +329,11 @@ __device__ __forceinline__ void load_chunk_pre(const gsa_select_args &a, int s, 
 }
 
 // In a CTA that scores: for this lane's block, if it is a middle block with a valid
-// physical block, the fingerprint words and the stored fingerprint, and its
-// representation row on its way: copied into the warp's staging area in shared memory
-// (stage, when a.stage_stride; block i at i * a.stage_stride, lane L copying bytes
-// [16 L, 16 L + 16) of every 512), else an L2 prefetch (lane L asks for lines L / 8,
-// L / 8 + 4, ... of block L % 8's row). Either way the row is not waited for until the
-// fingerprint has matched, so the two round trips overlap instead of adding up.
-__device__ __forceinline__ void load_block_words(const gsa_select_args &a, const gsa_budget &p, chunk_pre &c,
-						 uint8_t *stage)
+// physical block, the fingerprint words and the stored fingerprint, and an L2 prefetch of
+// its representation row (read once the fingerprint has matched: otherwise a third round
+// trip to memory after the table entry and the fingerprint). Lane L asks for lines L / 8,
+// L / 8 + 4, ... of block L % 8's row.
+__device__ __forceinline__ void load_block_words(const gsa_select_args &a, const gsa_budget &p, chunk_pre &c)
 {
 	const int lane = threadIdx.x % 32, wb = warp_blocks(a);
 	const int b = grid_chunk() * chunk_blocks(a) + threadIdx.x / 32 * wb + lane;
@@ -389,19 +345,6 @@ __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const
 		c.words = load_fingerprint(a, c.phys);
 		c.stored = a.fingerprints[c.phys];
 	}
-	if (stage) {
-		const int64_t stride = repr_stride(a);
-		for (int i = 0; i < wb; i++) {
-			const int64_t ph = __shfl_sync(0xffffffffu, c.phys, i);
-			if (ph < 0)
-				continue;
-			const uint8_t *r = (const uint8_t *)a.repr + ph * stride;
-			for (int64_t o = lane * 16; o < stride; o += 32 * 16)
-				cp_async16(stage + i * a.stage_stride + o, r + o);
-		}
-		cp_async_commit();
-		return;
-	}
 	const int64_t row_ph = __shfl_sync(0xffffffffu, c.phys, lane % GSA_WARP_BLOCKS);
 	if (row_ph >= 0) {
 		const int64_t stride = repr_stride(a);
@@ -411,32 +354,18 @@ __device__ __forceinline__ void load_block_words(const gsa_select_args &a, const
 	}
 }
 
-// This warp's staging area (load_block_words), after the group-mean query in the dynamic
-// shared memory; NULL when the launch does not stage.
-__device__ __forceinline__ uint8_t *warp_stage(const gsa_select_args &a, float *qbar)
-{
-	if (!a.stage_stride)
-		return NULL;
-	return (uint8_t *)qbar + GSA_SCORE_SMEM(a.num_kv_heads * a.head_size) +
-	       (int64_t)(threadIdx.x / 32) * warp_blocks(a) * a.stage_stride;
-}
-
 // One CTA of GSA_SCORE_THREADS: the scores of sequence s's middle blocks in chunk
 // grid_chunk() (chunk_blocks logical blocks), written to a.scores. qbar: shared memory
 // for the group-mean query, GSA_SCORE_SMEM(num_kv_heads * head_size) bytes (its floats,
-// then its scaled fp16 copy); pre: this thread's load_chunk_pre and load_block_words;
-// stage: the warp's staging area given to load_block_words (NULL: not staged). Every
-// thread of the CTA calls it (it synchronises the CTA when the chunk has blocks to score).
+// then its scaled fp16 copy); pre: this thread's load_chunk_pre and load_block_words. Every thread of the CTA
+// calls it (it synchronises the CTA when the chunk has blocks to score).
 __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &shape, const gsa_budget &p,
-			    float *qbar, const chunk_pre &pre, uint8_t *stage)
+			    float *qbar, const chunk_pre &pre)
 {
 	const int wb = warp_blocks(a), first = grid_chunk() * chunk_blocks(a);
 	const int mid_end = p.n - a.local_blocks;
-	if (!p.sparse || first >= mid_end || first + chunk_blocks(a) <= a.sink_blocks) {
-		if (stage)
-			cp_async_wait_all(); /* none issued, but never leave with copies in flight */
+	if (!p.sparse || first >= mid_end || first + chunk_blocks(a) <= a.sink_blocks)
 		return;
-	}
 
 	// This lane's block, if it is a middle one (its loads are in flight: load_block_words;
 	// lanes >= wb have none).
@@ -516,17 +445,12 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &sh
 		phys[i] = __shfl_sync(0xffffffffu, my_phys, i);
 	// Stale blocks, one at a time (a loop rather than eight inlined copies of the refresh:
 	// its code sits on the path every launch runs, and cold instruction caches make code
-	// size time). A staged row is rewritten too, once the copies in flight have landed.
-	const unsigned stale_blocks = __ballot_sync(0xffffffffu, stale);
-	if (stage)
-		cp_async_wait_all();
-	if (stage && stale_blocks)
-		__syncwarp();
-	for (unsigned stale_mask = stale_blocks; stale_mask; stale_mask &= stale_mask - 1) {
+	// size time).
+	for (unsigned stale_mask = __ballot_sync(0xffffffffu, stale); stale_mask; stale_mask &= stale_mask - 1) {
 		const int i = __ffs(stale_mask) - 1;
 		const uint64_t fp = __shfl_sync(0xffffffffu, my_fp, i);
 		const int64_t ph = __shfl_sync(0xffffffffu, my_phys, i);
-		refresh_block(a, ph, lane, stage ? stage + i * a.stage_stride : NULL);
+		refresh_block(a, ph, lane);
 		__syncwarp();
 		__threadfence();  // representation visible before its fingerprint
 		if (lane == 0)
@@ -534,15 +458,9 @@ __device__ void score_chunk(const gsa_select_args &a, int s, const seq_shape &sh
 		__syncwarp();
 	}
 	float mine;
-	if (stage) {
-		__syncwarp(); /* every lane's copies (and rewrites) visible to the whole warp */
+	if (mean && row % 128 == 0) {
 		const int64_t mine_phys = __shfl_sync(0xffffffffu, my_phys, lane / 4);
-		const float sc = score_blocks_mma<true>(a, mine_phys, qh, inv, lane, stage);
-		GSA_STAMP_AFTER(3, (uint64_t)__float_as_uint(sc));
-		mine = __shfl_sync(0xffffffffu, sc, lane % GSA_WARP_BLOCKS * 4);
-	} else if (mean && row % 128 == 0) {
-		const int64_t mine_phys = __shfl_sync(0xffffffffu, my_phys, lane / 4);
-		const float sc = score_blocks_mma<false>(a, mine_phys, qh, inv, lane, NULL);
+		const float sc = score_blocks_mma(a, mine_phys, qh, inv, lane);
 		GSA_STAMP_AFTER(3, (uint64_t)__float_as_uint(sc));
 		mine = __shfl_sync(0xffffffffu, sc, lane % GSA_WARP_BLOCKS * 4);
 	} else {

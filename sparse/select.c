@@ -180,11 +180,7 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 	args.warp_blocks = gsa_warp_blocks(a->num_seqs, a->block_table_stride, kv->mod->num_sms);
 	int64_t chunk = (int64_t)GSA_SCORE_WARPS * args.warp_blocks;
 	unsigned chunks = (unsigned)((a->block_table_stride + chunk - 1) / chunk);
-	int64_t row = (int64_t)a->num_kv_heads * a->head_size;
-	args.stage_stride = gsa_stage_stride(kv->policy != GSA_POLICY_QUEST, row);
-	if (gsa_score_smem(row, args.warp_blocks, args.stage_stride) > kv->mod->max_smem)
-		args.stage_stride = 0; /* more than this device gives a CTA: read from global */
-	unsigned smem = (unsigned)gsa_score_smem(row, args.warp_blocks, args.stage_stride);
+	unsigned smem = (unsigned)GSA_SCORE_SMEM(a->num_kv_heads * a->head_size);
 	if (launch_aux(l, kv->mod->score_select, (unsigned)a->num_seqs, chunks, GSA_SCORE_THREADS,
 		       smem, &args) != CUDA_SUCCESS)
 		return dense(l, kv->layer, a->num_seqs, GSA_DENSE_LAUNCH, cap);

@@ -55,9 +55,6 @@ struct gsa_select_args {
 	/* Middle blocks each warp of a scoring CTA takes, 1 to GSA_WARP_BLOCKS (gsa_warp_blocks;
 	 * 0 reads as GSA_WARP_BLOCKS). */
 	int32_t warp_blocks;
-	/* Bytes between the representation rows a scoring CTA stages in shared memory
-	 * (gsa_stage_stride), 0 when it reads them from global memory. */
-	int32_t stage_stride;
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose
@@ -102,27 +99,6 @@ static inline int gsa_warp_blocks(int64_t num_seqs, int64_t bt_stride, int64_t n
 /* Dynamic shared memory of a scoring CTA for rows of `row` channels: the group-mean query
  * in float, then scaled to fp16 (score_chunk.cuh). */
 #define GSA_SCORE_SMEM(row) ((row) * 6)
-
-/* Staged representations (score_chunk.cuh): a scoring CTA copies its blocks' rows into
- * shared memory (cp.async) as soon as it knows them, in flight with the fingerprint loads,
- * so that their arrival and the fingerprints' overlap instead of following one another.
- * Policy mean on the tensor-core path only (fp8 rows of a multiple of 128 channels). Rows
- * are a multiple of 128 bytes plus 64 apart, so that the two blocks a quarter-warp reads
- * at once (score_blocks_mma) fall in different halves of the banks. Returns 0 for rows
- * that are not staged. */
-static inline int32_t gsa_stage_stride(int mean, int64_t row)
-{
-	if (!mean || row <= 0 || row % 128 != 0)
-		return 0;
-	return (int32_t)(row + 64); /* fp8: one byte a channel, the row already 128-aligned */
-}
-
-/* Dynamic shared memory of a scoring CTA whose warps take warp_blocks blocks each, staged
- * stage_stride bytes apart (0: not staged). */
-static inline int64_t gsa_score_smem(int64_t row, int warp_blocks, int32_t stage_stride)
-{
-	return GSA_SCORE_SMEM(row) + (int64_t)GSA_SCORE_WARPS * warp_blocks * stage_stride;
-}
 /* The selection runs in the last scoring CTA of each sequence to finish, so with as many
  * threads; up to 32 candidates per thread stay in registers (16K blocks, 256K tokens at
  * 16-token blocks and 512 threads), longer rows re-read their scores from L2

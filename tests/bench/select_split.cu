@@ -31,8 +31,6 @@
 // --warp-blocks N: blocks a scoring warp takes, instead of what the library would choose
 // (gsa_warp_blocks for this GPU's multiprocessors); 8 for a FATBIN built before the choice
 // (its chunk is then --chunk's).
-// --no-stage: representation rows read from global memory (after an L2 prefetch) instead of
-// staged in shared memory (select_args.h gsa_stage_stride); for a FATBIN built before staging.
 // --only: the configurations of those indices (0-based, in the order printed) alone.
 // --launch-only: no timing; the fused kernel launched five times per configuration, then the
 // next (for a profiler: tests/bench/profile_select.sh runs Nsight Compute on it).
@@ -95,16 +93,14 @@ static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
 static bool seq_major; /* --seq-major */
 static int warp_blocks_opt; /* --warp-blocks, 0: gsa_warp_blocks */
-static bool no_stage;       /* --no-stage */
-static int num_sms, max_smem; /* max_smem: dynamic shared memory a CTA may have */
+static int num_sms;
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
 {
 	void *params[] = {&a};
 	const int64_t ch = a.warp_blocks ? (int64_t)score_threads / 32 * a.warp_blocks : chunk;
 	unsigned gx = (unsigned)((a.bt_stride + ch - 1) / ch);
-	unsigned smem = (unsigned)gsa_score_smem(a.num_kv_heads * a.head_size, a.warp_blocks ? a.warp_blocks : 8,
-						 a.stage_stride);
+	unsigned smem = (unsigned)GSA_SCORE_SMEM(a.num_kv_heads * a.head_size);
 	// (sequences, chunks): kernel_common.cuh's grid_seq and grid_chunk (--seq-major: the
 	// order of builds before it, (chunks, sequences)).
 	const unsigned x = seq_major ? gx : (unsigned)a.num_seqs, y = seq_major ? (unsigned)a.num_seqs : gx;
@@ -293,8 +289,6 @@ int main(int argc, char **argv)
 			seq_major = true;
 		else if (!strcmp(argv[i], "--warp-blocks") && i + 1 < argc)
 			warp_blocks_opt = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--no-stage"))
-			no_stage = true;
 		else {
 			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
 			return 2;
@@ -316,19 +310,6 @@ int main(int argc, char **argv)
 	CD(cuModuleGetFunction(&f_select, mod, "gsa_select"));
 	if (cuModuleGetFunction(&f_fused, mod, "gsa_score_select") != CUDA_SUCCESS)
 		f_fused = NULL;
-	{
-		// As sparse/module.c does: the scoring kernels may take what the device allows.
-		int optin = 0, fixed = 0;
-		CK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
-		CD(cuFuncGetAttribute(&fixed, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f_score));
-		max_smem = optin - fixed;
-		CD(cuFuncSetAttribute(f_score, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, max_smem));
-		if (f_fused) {
-			CD(cuFuncGetAttribute(&fixed, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f_fused));
-			max_smem = std::min(max_smem, optin - fixed);
-			CD(cuFuncSetAttribute(f_fused, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin - fixed));
-		}
-	}
 	cudaStream_t st;
 	CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
 	if (cold) {
@@ -401,9 +382,6 @@ int main(int argc, char **argv)
 		a.scores = scores, a.shadow_table = shadow, a.shadow_lens = slens;
 		a.arrivals = arrivals;
 		a.warp_blocks = warp_blocks_opt ? warp_blocks_opt : gsa_warp_blocks(batch, cols, num_sms);
-		a.stage_stride = no_stage ? 0 : gsa_stage_stride(policy != GSA_POLICY_QUEST, row);
-		if (gsa_score_smem(row, a.warp_blocks, a.stage_stride) > max_smem)
-			a.stage_stride = 0;
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
 		if (launch_only) {
@@ -425,7 +403,7 @@ int main(int argc, char **argv)
 			       c[2] ? "  (table 8192 blocks wide)" : "");
 			if (BS != 16)
 				printf("  (%d-token blocks)", BS);
-			printf("  [%d blocks a warp%s]\n", a.warp_blocks, a.stage_stride ? ", staged" : "");
+			printf("  [%d blocks a warp]\n", a.warp_blocks);
 			if (&c == &cfg[0])
 				printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
 			fflush(stdout);

@@ -31,8 +31,7 @@ bool gsa_active = true, gsa_tracing = false;
 
 static int n_capture_query, n_launch, n_trace;
 static unsigned last_gy;
-static int last_warp_blocks, last_stage_stride;
-static unsigned last_shmem;
+static int last_warp_blocks;
 static CUstream launch_stream;
 static CUstreamCaptureStatus capture_status = CU_STREAM_CAPTURE_STATUS_NONE;
 
@@ -50,7 +49,7 @@ struct gsa_stats_host *gsa_stats_host_dev(const struct gsa_stats *s) { (void)s; 
 struct gsa_stats_dev *gsa_stats_dev(const struct gsa_stats *s) { (void)s; return NULL; }
 
 static int fake_score_select;
-static struct gsa_module module = {NULL, NULL, (CUfunction)&fake_score_select, 0, 0};
+static struct gsa_module module = {NULL, NULL, (CUfunction)&fake_score_select, 0};
 const struct gsa_module *gsa_module_current(void) { return &module; }
 bool gsa_module_built(void) { return true; }
 
@@ -72,7 +71,7 @@ static CUresult fake_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
 			    unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params,
 			    void **extra)
 {
-	(void)bx, (void)by, (void)bz, (void)extra;
+	(void)bx, (void)by, (void)bz, (void)shmem, (void)extra;
 	n_launch++;
 	if (s != launch_stream || !params || f != module.score_select)
 		n_launch += 1000; /* shows up as a wrong count */
@@ -85,8 +84,6 @@ static CUresult fake_launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
 		n_launch += 1000;
 	last_gy = gy;
 	last_warp_blocks = args ? args->warp_blocks : -1;
-	last_stage_stride = args ? args->stage_stride : -1;
-	last_shmem = shmem;
 	return CUDA_SUCCESS;
 }
 
@@ -161,9 +158,6 @@ int main(void)
 	CHECK_EQ_U64(gsa_warp_blocks(8, 8320, 132), GSA_WARP_BLOCKS);
 	CHECK_EQ_U64(gsa_warp_blocks(64, 259, 132), GSA_WARP_BLOCKS);
 	CHECK_EQ_U64(gsa_warp_blocks(1, 512, 132), 1);
-	/* No room known beyond the default shared memory: representations are not staged. */
-	CHECK_EQ_U64(last_stage_stride, 0);
-	CHECK_EQ_U64(last_shmem, GSA_SCORE_SMEM(8 * 128));
 	module.num_sms = 132;
 	struct gsa_attention narrow = decode_batch(kv, table, lens, q);
 	narrow.block_table_stride = 259;
@@ -177,31 +171,6 @@ int main(void)
 	CHECK_EQ_U64(n_launch, 1);
 	CHECK_EQ_U64(last_warp_blocks, GSA_WARP_BLOCKS);
 	CHECK_EQ_U64(last_gy, (8320 + GSA_SCORE_CHUNK - 1) / GSA_SCORE_CHUNK);
-
-	/* Staged representation rows: policy mean on rows of a multiple of 128 channels, 64
-	 * bytes of padding a row, when the CTA's shared memory has room for its chunk's rows. */
-	CHECK_EQ_U64(gsa_stage_stride(1, 1024), 1088);
-	CHECK_EQ_U64(gsa_stage_stride(1, 1000), 0);
-	CHECK_EQ_U64(gsa_stage_stride(0, 1024), 0);
-	const unsigned staged_wide = GSA_SCORE_SMEM(1024) + GSA_SCORE_WARPS * GSA_WARP_BLOCKS * 1088;
-	module.max_smem = (int)staged_wide;
-	CHECK(gsa_sparse_select(&l, &a, &rw), "staged");
-	CHECK_EQ_U64(last_stage_stride, 1088);
-	CHECK_EQ_U64(last_shmem, staged_wide);
-	CHECK(gsa_sparse_select(&l, &narrow, &rw), "staged, narrow");
-	CHECK_EQ_U64(last_warp_blocks, 2);
-	CHECK_EQ_U64(last_stage_stride, 1088);
-	CHECK_EQ_U64(last_shmem, GSA_SCORE_SMEM(1024) + GSA_SCORE_WARPS * 2 * 1088);
-	module.max_smem = (int)staged_wide - 1;
-	CHECK(gsa_sparse_select(&l, &a, &rw), "no room to stage");
-	CHECK_EQ_U64(last_stage_stride, 0);
-	CHECK_EQ_U64(last_shmem, GSA_SCORE_SMEM(1024));
-	CHECK(gsa_sparse_select(&l, &narrow, &rw), "room to stage the narrow table's chunk");
-	CHECK_EQ_U64(last_stage_stride, 1088);
-	module.max_smem = 0;
-	CHECK(gsa_sparse_select(&l, &a, &rw), "the wide table, not staged");
-	CHECK_EQ_U64(last_stage_stride, 0);
-	n_launch = 0;
 
 	/* The memory reserve: on while the live caches are under a quarter of the card, off once
 	 * they reach it (this cache: 1000 blocks of 64 KiB of K, as much V, about 125 MiB). */
