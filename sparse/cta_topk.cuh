@@ -40,15 +40,6 @@ __device__ __forceinline__ uint32_t float_key(float f)
 	return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
-// The selection runs in a team: the CTA's first T threads (a multiple of 32; the others
-// have left), synchronised by named barrier 1 with that count. Fewer threads with more
-// candidates each: a counting step's fixed work (pivots, reductions, the barrier) is done
-// once per warp, so with sixteen warps it is sixteen times over on four schedulers.
-__device__ __forceinline__ void team_sync(int T)
-{
-	asm volatile("bar.sync 1, %0;" ::"r"(T) : "memory");
-}
-
 // Pivots counted per step of the threshold search.
 constexpr int PIVOTS = 7;
 
@@ -75,9 +66,9 @@ __device__ __forceinline__ float key_float(uint32_t k)
 // most 32768 in a CTA of up to 1024 threads), so two counts share a word: four reductions
 // per level instead of seven.
 template <bool PACK>
-__device__ __forceinline__ void cta_counts(scratch &sh, int &parity, uint32_t (&c)[PIVOTS], int T)
+__device__ __forceinline__ void cta_counts(scratch &sh, int &parity, uint32_t (&c)[PIVOTS])
 {
-	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = T / 32;
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 	constexpr int W = PACK ? (PIVOTS + 1) / 2 : PIVOTS;
 	uint32_t w[8];
 #pragma unroll
@@ -94,7 +85,7 @@ __device__ __forceinline__ void cta_counts(scratch &sh, int &parity, uint32_t (&
 		if (W > 4)
 			sh.part[parity][warp][1] = make_uint4(w[4], w[5], w[6], w[7]);
 	}
-	team_sync(T);
+	__syncthreads();
 	const uint4 v0 = lane < warps ? sh.part[parity][lane][0] : make_uint4(0, 0, 0, 0);
 	const uint4 v1 = W > 4 && lane < warps ? sh.part[parity][lane][1] : make_uint4(0, 0, 0, 0);
 	parity ^= 1;
@@ -222,9 +213,9 @@ struct run_keys {
 // shuffles in one.
 template <int K>
 __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const run_keys<K> &r, int want, int m,
-					      float ref, int T)
+					      float ref)
 {
-	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = T / 32;
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 	if (threadIdx.x == 0)
 		sh.nfew = 0;
 	// Extremes of the keys; count, sum and sum of squares about ref of the ordinary scores
@@ -253,7 +244,7 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 		sh.part[parity][warp][0] = make_uint4(lo, hi, cnt, 0);
 		sh.moments[warp] = make_float2(sum, sq);
 	}
-	team_sync(T);
+	__syncthreads();
 	{
 		const uint4 v = lane < warps ? sh.part[parity][lane][0] : make_uint4(0xffffffffu, 0, 0, 0);
 		const float2 d = lane < warps ? sh.moments[lane] : make_float2(0.f, 0.f);
@@ -324,7 +315,7 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 					n[i] += k >= c[i];
 			});
 		}
-		cta_counts<(K > 0)>(sh, parity, n, T);
+		cta_counts<(K > 0)>(sh, parity, n);
 		if (steps < 3)
 			GSA_STAMP(12 + steps);
 		steps++;
@@ -367,7 +358,7 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 		if (k >= L && k < H)
 			sh.few[atomicAdd(&sh.nfew, 1u)] = k;
 	});
-	team_sync(T);
+	__syncthreads();
 	const uint32_t rank = w - above;
 	const uint32_t mine = lane < (int)in_play ? sh.few[lane] : 0u;
 	uint32_t gt = 0, ge = 0;
@@ -390,9 +381,9 @@ __device__ __forceinline__ uint32_t threshold(scratch &sh, int &parity, const ru
 // before its first store (stores and loads it cannot prove apart would otherwise make
 // every kept candidate a dependent round trip to memory).
 template <int K, typename Keep>
-__device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t thr, int want, Keep keep, int T)
+__device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t thr, int want, Keep keep)
 {
-	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = T / 32;
+	const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 	uint32_t above = 0, equal = 0;
 	r.each([&](int j, uint32_t k) {
 		above += k > thr, equal += k == thr;
@@ -406,7 +397,7 @@ __device__ __forceinline__ void emit(scratch &sh, const run_keys<K> &r, uint32_t
 	}
 	if (lane == 31)
 		sh.scan[warp] = make_uint2(ia, ie);
-	team_sync(T);
+	__syncthreads();
 	const uint2 v = lane < warps ? sh.scan[lane] : make_uint2(0, 0);
 	const uint32_t before_a = ia - above + __reduce_add_sync(0xffffffffu, lane < warp ? v.x : 0u);
 	const uint32_t before_e = ie - equal + __reduce_add_sync(0xffffffffu, lane < warp ? v.y : 0u);

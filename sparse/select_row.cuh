@@ -55,11 +55,11 @@ __device__ void stats_started(const gsa_select_args &a)
 
 // After the sequence's selection: publish its bitmap (if recorded), then its statistics.
 __device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget &p,
-			       uint32_t *bitmap, unsigned long long launch, int T)
+			       uint32_t *bitmap, unsigned long long launch)
 {
 	if (!a.stats_dev)
 		return;
-	gsa_topk::team_sync(T);
+	__syncthreads();
 	if (threadIdx.x != 0)
 		return;
 	if (bitmap) {
@@ -77,21 +77,6 @@ __device__ void finish_records(const gsa_select_args &a, int s, const gsa_budget
 }
 
 namespace {
-
-// Threads of the CTA that select among m middle candidates (gsa_topk::team_sync): rows
-// ranked directly (one candidate a thread, at most RANK_MAX) take the whole CTA; longer ones
-// about GSA_SELECT_KEYS candidates a thread, in at least four warps (one a scheduler).
-#ifndef GSA_SELECT_KEYS
-#define GSA_SELECT_KEYS 16
-#endif
-__device__ __forceinline__ int select_team(int m)
-{
-	const int all = blockDim.x;
-	if (m <= gsa_topk::RANK_MAX)
-		return all;
-	const int want = (m + GSA_SELECT_KEYS - 1) / GSA_SELECT_KEYS;
-	return min(all, max(128, (want + 127) / 128 * 128));
-}
 
 // Scratch of the selection kernel (static shared memory).
 struct select_shared {
@@ -112,9 +97,9 @@ __device__ __forceinline__ void mark_kept(select_shared &sh, uint32_t *bitmap, i
 // sink and window entries, whose loads it issued before, then wait alongside them).
 template <int K, typename Sides>
 __device__ void select_middle(select_shared &sh, const float *scores, const int32_t *table,
-			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want, Sides sides, int T)
+			      int32_t *shadow, uint32_t *bitmap, int lo, int m, int want, Sides sides)
 {
-	const int per = (m + T - 1) / T;
+	const int per = (m + (int)blockDim.x - 1) / (int)blockDim.x;
 	const int first = (int)threadIdx.x * per;
 	const int count = max(0, min(per, m - first));
 	gsa_topk::run_keys<K> r;
@@ -154,15 +139,15 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 		}
 	};
 	if constexpr (K == 1) {
-		if (m <= gsa_topk::RANK_MAX && T == (int)blockDim.x) {
+		if (m <= gsa_topk::RANK_MAX) {
 			gsa_topk::rank_direct(sh.topk, r.k[0], m, want, keep);
 			return;
 		}
 	}
 	int parity = 0;
-	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want, m, ref, T);
+	const uint32_t thr = gsa_topk::threshold(sh.topk, parity, r, want, m, ref);
 	GSA_STAMP(7);
-	gsa_topk::emit(sh.topk, r, thr, want, keep, T);
+	gsa_topk::emit(sh.topk, r, thr, want, keep);
 }
 
 
@@ -186,20 +171,18 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 			bitmap[w] = p.n - w * 32 >= 32 ? 0xffffffffu : (1u << (p.n - w * 32)) - 1;
 		if (threadIdx.x == 0)
 			a.shadow_lens[s] = p.len;
-		finish_records(a, s, p, bitmap, launch, blockDim.x);
+		finish_records(a, s, p, bitmap, launch);
 		return;
 	}
 
 	const float *scores = a.scores + (int64_t)s * a.bt_stride;
 	const int lo = a.sink_blocks, hi = p.n - a.local_blocks;  // middle candidates [lo, hi)
 	const int m = hi - lo, want = p.keep - a.sink_blocks - a.local_blocks;
-	const int T = select_team(m), tid = threadIdx.x;
-	if (tid >= T)
-		return;
+	const int T = blockDim.x, tid = threadIdx.x;
 	if (bitmap) {
 		for (int w = tid; w < GSA_BLOCK_WORDS; w += T)
 			sh.bits[w] = 0;
-		gsa_topk::team_sync(T);
+		__syncthreads();
 	}
 	// The sinks and the local window ("sides", kept whatever the scores) and the length:
 	// this thread's first side entry is loaded now and stored once the search's loads are
@@ -219,26 +202,26 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 	};
 	const int per = (m + T - 1) / T;
 	if (per <= 1)
-		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<1>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 2)
-		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<2>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 4)
-		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<4>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 8)
-		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<8>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 16)
-		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<16>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else if (per <= 32)
-		select_middle<32>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<32>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 	else
-		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want, sides, T);
+		select_middle<0>(sh, scores, table, shadow, bitmap, lo, m, want, sides);
 
 	if (bitmap) {
-		gsa_topk::team_sync(T);
+		__syncthreads();
 		for (int w = tid; w < GSA_BLOCK_WORDS && w * 32 < p.n; w += T)
 			bitmap[w] = sh.bits[w];
 	}
-	finish_records(a, s, p, bitmap, launch, T);
+	finish_records(a, s, p, bitmap, launch);
 }
 }  // namespace
 
