@@ -10,7 +10,7 @@
 # downloaded with pip into .cache/wheels (git-ignored, ~340 MB). cuobjdump comes from PATH, $CUDA_HOME/bin,
 # or the nvidia-cuda-cuobjdump package (installed into .cache/tools/); ptxas from PATH or
 # $CUDA_HOME/bin (needed only when the wheel has no sm_90 SASS for the kernels, which is the
-# case for vLLM 0.33.0: its FA2 library holds sm_80 SASS and sm_80 PTX only).
+# case for vLLM 0.33.0 and 0.34.0: their FA2 libraries hold sm_80 SASS and sm_80 PTX only).
 #
 # Idempotent: does nothing when .cache/fa2/stamp matches this wheel and these scripts
 # (FORCE=1 redoes it). Temporary extraction output lives in a mktemp directory that is
@@ -20,7 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT="$ROOT/.cache/fa2"
 TOOLS="$ROOT/.cache/tools"
-VLLM_VERSION=${VLLM_VERSION:-0.33.0}
+VLLM_VERSION=${VLLM_VERSION:-0.34.0}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 SO_IN_WHEEL=vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so
 HERE="$ROOT/tests/gpu/fa2"

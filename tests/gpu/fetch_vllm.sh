@@ -5,8 +5,8 @@
 # vLLM is committed: .cache/ is git-ignored, and the GPU machine (no network) receives
 # .cache/vllm as a carried folder. Runs here, before a GPU call; idempotent.
 #
-#   bash tests/gpu/fetch_vllm.sh              both releases
-#   bash tests/gpu/fetch_vllm.sh 0.33.0       one release
+#   bash tests/gpu/fetch_vllm.sh              every release below
+#   bash tests/gpu/fetch_vllm.sh 0.34.0       one release
 #
 # Wheels: looked up in .cache/wheels, then in the folders of $VLLM_WHEEL_DIRS (colon
 # separated), else downloaded with pip into .cache/wheels (no dependencies, ~400 MB each).
@@ -18,14 +18,15 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(0.10.1 0.33.0)
+[ ${#versions[@]} -gt 0 ] || versions=(0.10.1 0.33.0 0.34.0)
 
 wheels=.cache/wheels
 dest=.cache/vllm
 mkdir -p "$wheels" "$dest"
 
 # Files of each release's Triton attention path (package-relative). 0.10.1: one module
-# (kernel_unified_attention_2d/_3d, reduce_segments, unified_attention). 0.33.0: the module
+# (kernel_unified_attention_2d/_3d, reduce_segments, unified_attention). 0.33.0 and 0.34.0 (the
+# same kernels; 0.34.0's host wrapper adds ROCm RDNA launch tuning): the module
 # (kernel_unified_attention with IS_3D, reduce_segments, unified_attention) plus the
 # @triton.jit helpers it imports, and the Triton KV-cache write kernel
 # (reshape_and_cache_kernel_flash) that tests/engine uses for every release. The other vllm.* names these import (envs, logger,
@@ -34,7 +35,7 @@ mkdir -p "$wheels" "$dest"
 files_for() {
 	case "$1" in
 	0.10.1) echo "vllm/attention/ops/triton_unified_attention.py" ;;
-	0.33.0) echo "vllm/v1/attention/ops/triton_unified_attention.py vllm/v1/attention/ops/triton_attention_helpers.py vllm/v1/attention/ops/triton_reshape_and_cache_flash.py" ;;
+	0.33.0 | 0.34.0) echo "vllm/v1/attention/ops/triton_unified_attention.py vllm/v1/attention/ops/triton_attention_helpers.py vllm/v1/attention/ops/triton_reshape_and_cache_flash.py" ;;
 	*) return 1 ;;
 	esac
 }
@@ -72,7 +73,7 @@ find_wheel() {
 status=0
 for v in "${versions[@]}"; do
 	if ! want=$(files_for "$v"); then
-		echo "fetch_vllm: unknown release $v (known: 0.10.1 0.33.0; add its files to files_for)" >&2
+		echo "fetch_vllm: unknown release $v (known: 0.10.1 0.33.0 0.34.0; add its files to files_for)" >&2
 		status=1; continue
 	fi
 	if up_to_date "$v" "$want"; then

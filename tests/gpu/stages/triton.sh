@@ -2,12 +2,12 @@
 # Needs .cache/vllm/<release> (tests/gpu/fetch_vllm.sh, run where there is network, then carry
 # .cache/vllm). Extra outputs go to $WORK/gsa and are bundled into $OUT/gsa-results.tar.gz.
 #
-# Knobs: GPU_GSA_RELEASES (default "0.10.1 0.33.0"), GPU_GSA_STAGES (default "introspect exact ratio1
+# Knobs: GPU_GSA_RELEASES (default "0.10.1 0.34.0": one release of 2025, the newest), GPU_GSA_STAGES (default "introspect exact ratio1
 # graph needles cref"; "bench" is a bench stage).
 
 GSA_T=$ROOT/tests/gpu/vllm/test_gsa.py
 GSA_W=$WORK/gsa
-GPU_GSA_RELEASES=${GPU_GSA_RELEASES:-"0.10.1 0.33.0"}
+GPU_GSA_RELEASES=${GPU_GSA_RELEASES:-"0.10.1 0.34.0"}
 GPU_GSA_STAGES=${GPU_GSA_STAGES:-"introspect exact ratio1 graph reuse needles cref"}
 
 gsa_wants() { case " $GPU_GSA_STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
