@@ -5,7 +5,7 @@
 # vLLM is committed: .cache/ is git-ignored, and the GPU machine (no network) receives
 # .cache/vllm as a carried folder. Runs here, before a GPU call; idempotent.
 #
-#   bash tests/gpu/fetch_vllm.sh              every release below
+#   bash tests/gpu/fetch_vllm.sh              the suite's releases (0.10.1, 0.34.0)
 #   bash tests/gpu/fetch_vllm.sh 0.34.0       one release
 #
 # Wheels: looked up in .cache/wheels, then in the folders of $VLLM_WHEEL_DIRS (colon
@@ -18,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(0.10.1 0.33.0 0.34.0)
+[ ${#versions[@]} -gt 0 ] || versions=(0.10.1 0.34.0)
 
 wheels=.cache/wheels
 dest=.cache/vllm

@@ -317,7 +317,7 @@ def scenarios(rel):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--release", required=True, help="0.10.1, 0.33.0, or a folder")
+    ap.add_argument("--release", required=True, help="0.10.1, 0.33.0, 0.34.0, or a folder")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--layout", default="split",
                     choices=["split", "kv_first", "kv_packed", "native"])

@@ -529,7 +529,7 @@ def load_unified_attention(release_dir, cache_dir=None):
 
 if __name__ == "__main__":
     # python3 tests/gpu/vllm/loader.py 0.33.0  : import check, lists kernels and stubs served
-    for rel in sys.argv[1:] or ["0.10.1", "0.33.0"]:
+    for rel in sys.argv[1:] or ["0.10.1", "0.34.0"]:
         r = load_release(rel)
         print(f"vLLM {r.version}: {r.module_name} from {r.root}")
         print("  kernels:", ", ".join(sorted(r.kernels)))

@@ -917,7 +917,7 @@ def main(argv=None):
 
     def common(p, ratio_default=None):
         p.add_argument("--release", required=True,
-                       help="vLLM version under .cache/vllm (0.10.1, 0.33.0) or a folder")
+                       help="vLLM version under .cache/vllm (0.10.1, 0.33.0, 0.34.0) or a folder")
         p.add_argument("--cache-dir", default=None, help="default: <repo>/.cache/vllm")
         p.add_argument("--layout", default="split",
                        choices=["split", "kv_first", "kv_packed", "native"],
