@@ -258,10 +258,9 @@ struct gsa_shadow *gsa_shadow_get(const struct gsa_launch *l, const struct gsa_a
 		s->block_table = a->block_table;
 		s->rows = rows;
 		s->stride = a->block_table_stride;
-		/* table and lens: one row more, the selection's rehearsal row (gsa_kernels.cu) */
-		s->table = device_alloc((cells + (size_t)a->block_table_stride) * 4);
+		s->table = device_alloc(cells * 4);
 		s->scores = device_alloc(cells * 4);
-		s->lens = device_alloc((size_t)(rows + 1) * 4);
+		s->lens = device_alloc((size_t)rows * 4);
 		s->arrivals = device_alloc((size_t)rows * 4);
 	}
 	if (!s || !s->table || !s->scores || !s->lens || !s->arrivals ||

@@ -28,7 +28,7 @@ struct gsa_kv {
 
 struct gsa_shadow {
 	uint64_t block_table;
-	CUdeviceptr table, lens, scores; /* table and lens: rows + 1 (the last: the rehearsal's) */
+	CUdeviceptr table, lens, scores;
 	CUdeviceptr arrivals;        /* per row, zeroed: the selection kernel's counters */
 	int64_t rows, stride;
 	/* The last attention launch that used this table (host order = stream order). */

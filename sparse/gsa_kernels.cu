@@ -77,43 +77,33 @@ gsa_score_select(const gsa_select_args a)
 	const gsa_budget p = plan_shape(a, shape);
 	GSA_STAMP(1);
 	const int parts = participants(a, p);
-	// The rehearsal: the first CTA past sequence 0's scoring chunks (the grid spans the
-	// table's width, so there usually is one, and it has nothing else to do) runs the
-	// selection's instructions on sequence 0's row at once, into a spare row. The CTAs that
-	// select for real start only once their sequence's scores are in, with the selection's
-	// code evicted from L2 by the kernels since the last launch (a decode step's attention
-	// and GEMMs stream far more than L2 holds); fetching it from DRAM was a third of their
-	// time (select_split --cold-code). By then the rehearsal has brought it into L2. The
-	// scores it reads are being rewritten meanwhile; any values serve.
-	const bool rehearsal = a.rehearsal_table && s == 0 && p.sparse && grid_chunk() == parts;
-	if (grid_chunk() >= parts && !rehearsal)
+	if (grid_chunk() >= parts)
 		return;
-	if (!rehearsal) { /* (one call of select_sequence below for both: one copy of its code) */
-		load_block_words(a, p, pre);
-		if (a.stats_dev && grid_chunk() == 0 && threadIdx.x == 0)
-			stats_started(a);
-		score_chunk(a, s, shape, p, qbar, pre);
+	load_block_words(a, p, pre);
+	if (a.stats_dev && grid_chunk() == 0 && threadIdx.x == 0)
+		stats_started(a);
+	score_chunk(a, s, shape, p, qbar, pre);
+	if (parts == 1) {
+		__syncthreads(); /* the CTA's own scores, written by all its warps */
+	} else {
 		// One thread counts the CTA's arrival, after the barrier that orders the other
 		// threads' score stores before it: its acquire-release add publishes them all (a
 		// release is cumulative over what the barrier ordered before it, as in cooperative
 		// groups' grid barrier) and, in the last CTA, makes the other CTAs' scores visible
 		// to the loads after the second barrier. A fence in every thread on each side cost
-		// two full waits for the memory system. (A sequence of one scoring CTA only needs
-		// the barrier, for its own warps' scores.)
+		// two full waits for the memory system.
 		__syncthreads();
-		if (parts > 1) {
-			if (threadIdx.x == 0) {
-				last = arrive_acq_rel(&a.arrivals[s]) == (unsigned)parts - 1;
-				if (last)
-					a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
-			}
-			__syncthreads();
-			GSA_STAMP(5);
-			if (!last)
-				return;
+		if (threadIdx.x == 0) {
+			last = arrive_acq_rel(&a.arrivals[s]) == (unsigned)parts - 1;
+			if (last)
+				a.arrivals[s] = 0; /* for the next launch (same stream: after this one) */
 		}
+		__syncthreads();
+		GSA_STAMP(5);
+		if (!last)
+			return;
 	}
-	select_sequence(a, s, p, sh, rehearsal);
+	select_sequence(a, s, p, sh);
 	GSA_STAMP(9);
 }
 
@@ -137,6 +127,6 @@ gsa_select(gsa_select_args a)
 	__shared__ select_shared sh;
 	a.stats_dev = NULL, a.stats_host = NULL;
 	const int s = blockIdx.x;
-	select_sequence(a, s, plan_sequence(a, s), sh, false);
+	select_sequence(a, s, plan_sequence(a, s), sh);
 }
 #endif

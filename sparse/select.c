@@ -169,8 +169,6 @@ bool gsa_sparse_select(const struct gsa_launch *l, struct gsa_attention *a, stru
 		.kernel_id = l->kernel->id,
 		.record_blocks = gsa_config_traces_blocks(&gsa_cfg, kv->layer),
 		.arrivals = (uint32_t *)sh->arrivals,
-		.rehearsal_table = (int32_t *)(sh->table + (CUdeviceptr)(sh->rows * sh->stride * 4)),
-		.rehearsal_len = (int32_t *)(sh->lens + (CUdeviceptr)(sh->rows * 4)),
 	};
 	if (gsa_tracing) {
 		struct gsa_stats *st = gsa_stats_get(kv->mod, cap);

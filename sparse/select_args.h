@@ -55,10 +55,6 @@ struct gsa_select_args {
 	/* Middle blocks each warp of a scoring CTA takes, 1 to GSA_WARP_BLOCKS (gsa_warp_blocks;
 	 * 0 reads as GSA_WARP_BLOCKS). */
 	int32_t warp_blocks;
-	/* The selection's rehearsal (gsa_kernels.cu): a spare shadow row (bt_stride entries) and
-	 * length it writes, never read; NULL: no rehearsal. */
-	int32_t *rehearsal_table;
-	int32_t *rehearsal_len;
 };
 
 /* Logical blocks scored by one CTA of the scoring kernel, GSA_WARP_BLOCKS per warp whose

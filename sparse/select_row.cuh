@@ -152,19 +152,15 @@ __device__ void select_middle(select_shared &sh, const float *scores, const int3
 
 
 // One CTA: sequence s's shadow row and length from its scores (a.scores), and its
-// statistics when tracing. Every thread of the CTA calls it. A rehearsal (gsa_kernels.cu)
-// runs the same instructions on sequence s's row, but writes the row and length to
-// a.rehearsal_table and a.rehearsal_len and records nothing.
-__device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budget &p, select_shared &sh,
-				bool rehearsal)
+// statistics when tracing. Every thread of the CTA calls it.
+__device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budget &p, select_shared &sh)
 {
 	const int32_t *table = a.block_table + (int64_t)s * a.bt_stride;
-	int32_t *shadow = rehearsal ? a.rehearsal_table : a.shadow_table + (int64_t)s * a.bt_stride;
-	int32_t *len_out = rehearsal ? a.rehearsal_len : a.shadow_lens + s;
+	int32_t *shadow = a.shadow_table + (int64_t)s * a.bt_stride;
 	// Kept-block bitmap for the trace, when this sequence's is recorded.
 	uint32_t *bitmap = NULL;
 	unsigned long long launch = 0;
-	if (!rehearsal && a.stats_dev && a.record_blocks && s < GSA_BLOCK_SEQS) {
+	if (a.stats_dev && a.record_blocks && s < GSA_BLOCK_SEQS) {
 		launch = *(volatile unsigned long long *)&a.stats_dev->next;
 		bitmap = a.stats_host->blocks[launch % GSA_BLOCK_SLOTS][s].words;
 	}
@@ -174,9 +170,8 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 		for (int w = threadIdx.x; bitmap && w < GSA_BLOCK_WORDS && w * 32 < p.n; w += blockDim.x)
 			bitmap[w] = p.n - w * 32 >= 32 ? 0xffffffffu : (1u << (p.n - w * 32)) - 1;
 		if (threadIdx.x == 0)
-			*len_out = p.len;
-		if (!rehearsal)
-			finish_records(a, s, p, bitmap, launch);
+			a.shadow_lens[s] = p.len;
+		finish_records(a, s, p, bitmap, launch);
 		return;
 	}
 
@@ -203,7 +198,7 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 			mark_kept(sh, bitmap, b);
 		}
 		if (tid == 0)
-			*len_out = gsa_shadow_len(p, a.block_size);
+			a.shadow_lens[s] = gsa_shadow_len(p, a.block_size);
 	};
 	const int per = (m + T - 1) / T;
 	if (per <= 1)
@@ -226,8 +221,7 @@ __device__ void select_sequence(const gsa_select_args &a, int s, const gsa_budge
 		for (int w = tid; w < GSA_BLOCK_WORDS && w * 32 < p.n; w += T)
 			bitmap[w] = sh.bits[w];
 	}
-	if (!rehearsal)
-		finish_records(a, s, p, bitmap, launch);
+	finish_records(a, s, p, bitmap, launch);
 }
 }  // namespace
 

@@ -31,8 +31,6 @@
 // --warp-blocks N: blocks a scoring warp takes, instead of what the library would choose
 // (gsa_warp_blocks for this GPU's multiprocessors); 8 for a FATBIN built before the choice
 // (its chunk is then --chunk's).
-// --no-rehearse: no rehearsal row given (gsa_kernels.cu: the selection's code is not brought
-// into L2 early); a FATBIN built before the rehearsal ignores the row either way.
 // --only: the configurations of those indices (0-based, in the order printed) alone.
 // --launch-only: no timing; the fused kernel launched five times per configuration, then the
 // next (for a profiler: tests/bench/profile_select.sh runs Nsight Compute on it).
@@ -95,7 +93,6 @@ static int chunk = GSA_SCORE_CHUNK;
 static int select_threads = GSA_SELECT_THREADS;
 static bool seq_major; /* --seq-major */
 static int warp_blocks_opt; /* --warp-blocks, 0: gsa_warp_blocks */
-static bool no_rehearse;    /* --no-rehearse */
 static int num_sms;
 
 static void launch(bool score, bool select, gsa_select_args &a, cudaStream_t st)
@@ -292,8 +289,6 @@ int main(int argc, char **argv)
 			seq_major = true;
 		else if (!strcmp(argv[i], "--warp-blocks") && i + 1 < argc)
 			warp_blocks_opt = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--no-rehearse"))
-			no_rehearse = true;
 		else {
 			fprintf(stderr, "select_split: unknown or incomplete option %s\n", argv[i]);
 			return 2;
@@ -352,10 +347,10 @@ int main(int argc, char **argv)
 		CK(cudaMalloc(&kv, kv_elems * 2));
 		CK(cudaMalloc(&q, (size_t)batch * Hq * D * 2));
 		CK(cudaMalloc(&table, (size_t)batch * cols * 4));
-		CK(cudaMalloc(&shadow, (size_t)(batch + 1) * cols * 4)); /* + the rehearsal row */
+		CK(cudaMalloc(&shadow, (size_t)batch * cols * 4));
 		CK(cudaMalloc(&scores, (size_t)batch * cols * 4));
 		CK(cudaMalloc(&lens, batch * 4));
-		CK(cudaMalloc(&slens, (batch + 1) * 4));
+		CK(cudaMalloc(&slens, batch * 4));
 		uint32_t *arrivals;
 		CK(cudaMalloc(&arrivals, batch * 4));
 		CK(cudaMemset(arrivals, 0, batch * 4));
@@ -387,8 +382,6 @@ int main(int argc, char **argv)
 		a.scores = scores, a.shadow_table = shadow, a.shadow_lens = slens;
 		a.arrivals = arrivals;
 		a.warp_blocks = warp_blocks_opt ? warp_blocks_opt : gsa_warp_blocks(batch, cols, num_sms);
-		a.rehearsal_table = no_rehearse ? NULL : shadow + (size_t)batch * cols;
-		a.rehearsal_len = no_rehearse ? NULL : slens + batch;
 		launch(true, true, a, st); /* every representation computed once */
 		CK(cudaStreamSynchronize(st));
 		if (launch_only) {
@@ -410,7 +403,7 @@ int main(int argc, char **argv)
 			       c[2] ? "  (table 8192 blocks wide)" : "");
 			if (BS != 16)
 				printf("  (%d-token blocks)", BS);
-			printf("  [%d blocks a warp%s]\n", a.warp_blocks, a.rehearsal_table ? ", rehearsed" : "");
+			printf("  [%d blocks a warp]\n", a.warp_blocks);
 			if (&c == &cfg[0])
 				printf("empty kernel (one graph node's floor): %.1f us\n", time_us(false, false, a, st));
 			fflush(stdout);

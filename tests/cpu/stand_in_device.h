@@ -17,31 +17,11 @@
 
 static int stand_in_allocs, stand_in_memsets;
 
-/* The first allocations' addresses and sizes, for stand_in_within(). */
-#define STAND_IN_KEPT 256
-static struct {
-	CUdeviceptr p;
-	size_t bytes;
-} stand_in_kept[STAND_IN_KEPT];
-
 static CUresult stand_in_alloc(CUdeviceptr *p, size_t bytes)
 {
-	*p = (CUdeviceptr)(uintptr_t)calloc(1, bytes);
-	if (*p && stand_in_allocs < STAND_IN_KEPT) {
-		stand_in_kept[stand_in_allocs].p = *p;
-		stand_in_kept[stand_in_allocs].bytes = bytes;
-	}
 	stand_in_allocs++;
+	*p = (CUdeviceptr)(uintptr_t)calloc(1, bytes);
 	return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
-}
-
-/* Whether [p, p + bytes) lies inside one stand-in allocation (of the first STAND_IN_KEPT). */
-static int stand_in_within(CUdeviceptr p, size_t bytes)
-{
-	for (int i = 0; i < stand_in_allocs && i < STAND_IN_KEPT; i++)
-		if (p >= stand_in_kept[i].p && p + bytes <= stand_in_kept[i].p + stand_in_kept[i].bytes)
-			return 1;
-	return 0;
 }
 
 static CUresult stand_in_memset(CUdeviceptr p, unsigned char v, size_t n, CUstream s)
